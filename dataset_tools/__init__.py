@@ -1,0 +1,1 @@
+"""Command-line tools that turn raw data into RecBole cross-domain atomic files."""

@@ -1,0 +1,1 @@
+"""Default yaml files of recbole-llmemf: model/, dataset/ and protocol/."""

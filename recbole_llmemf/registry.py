@@ -1,0 +1,122 @@
+"""Make RecBole find LLMEMF and this package's yaml files by name, through RecBole's own entry points.
+
+RecBole has no plugin registry: ``get_model`` imports ``recbole.model.<family>.<name>`` and ``Config``
+reads yaml files from RecBole's own folder. ``register()`` hooks exactly those two places (plus the
+trainer lookup, for domain-aware evaluation) instead of shadowing RecBole with copies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import recbole
+import recbole.config.configurator as configurator
+import recbole.data.dataset as recbole_datasets
+import recbole.quick_start.quick_start as quick_start
+import recbole.utils as recbole_utils
+import recbole.utils.utils as recbole_utils_module
+from recbole.config import Config
+
+PROPERTIES = resources.files("recbole_llmemf.properties")
+OUR_MODELS = {"LLMEMF": "recbole_llmemf.model"}
+_RECBOLE_FAMILIES = ["general", "context_aware", "sequential", "knowledge_aware"]
+
+
+def register() -> None:
+    """Let RecBole's get_model, create_dataset, Config and run_recbole find LLMEMF. Safe to call twice."""
+    for name, module_path in OUR_MODELS.items():
+        # utils.get_model looks for recbole.model.<family>.<lower-case name> (utils.py L74-78)
+        alias = f"recbole.model.sequential_recommender.{name.lower()}"
+        sys.modules.setdefault(alias, importlib.import_module(module_path))
+    from recbole_llmemf.features import LLMEMFDataset
+
+    # create_dataset picks recbole.data.dataset.<Model>Dataset when it exists (data/utils.py L41)
+    recbole_datasets.LLMEMFDataset = LLMEMFDataset
+    _wrap(Config, "_load_internal_config_dict", _load_our_yaml_files)
+    for module in (recbole_utils, recbole_utils_module, configurator, quick_start):
+        _wrap(module, "get_model", _explain_unknown_model)
+    for module in (recbole_utils, recbole_utils_module, quick_start):
+        _wrap(module, "get_trainer", _domain_aware_trainer)
+
+
+def _wrap(owner: object, name: str, hook: Callable) -> None:
+    original = getattr(owner, name)
+    if getattr(original, "_llmemf_hook", None) is hook:
+        return
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        return hook(original, *args, **kwargs)
+
+    wrapper._llmemf_hook = hook
+    setattr(owner, name, wrapper)
+
+
+def _explain_unknown_model(get_model: Callable, model_name: str):
+    known = known_models()
+    if model_name not in known:
+        close = difflib.get_close_matches(model_name, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model '{model_name}'.{hint} Known models: {', '.join(sorted(known))}."
+        )
+    return get_model(model_name)
+
+
+@functools.lru_cache(maxsize=1)
+def known_models() -> tuple[str, ...]:
+    """Class names of RecBole's models (read from its source, so nothing is imported) and ours."""
+    names = set(OUR_MODELS)
+    model_dir = Path(recbole.__file__).parent / "model"
+    for family in _RECBOLE_FAMILIES:
+        for path in (model_dir / f"{family}_recommender").glob("*.py"):
+            classes = re.findall(r"^class (\w+)\(", path.read_text(encoding="utf-8"), re.M)
+            names.update(c for c in classes if c.lower() == path.stem)
+    return tuple(sorted(names))
+
+
+def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):
+    from recbole_llmemf.evaluation import domain_aware
+
+    return domain_aware(get_trainer(model_type, model_name))
+
+
+def _load_our_yaml_files(original: Callable, config: Config, model, model_class, dataset) -> None:
+    """After RecBole's internal yaml (overall, model, sequential.yaml), load ours, so that our model
+    defaults, dataset keys and evaluation protocol win over RecBole's while external config still wins."""
+    original(config, model, model_class, dataset)
+    model_yaml = PROPERTIES / "model" / f"{model}.yaml"
+    if model_yaml.is_file():
+        config._update_internal_config_dict(str(model_yaml))
+    for dataset_yaml in dataset_yaml_files(config, dataset):
+        keys = config._update_internal_config_dict(str(dataset_yaml)) or {}
+        config.parameters["Dataset"] += [k for k in keys if k not in config.parameters["Dataset"]]
+    protocol = config.external_config_dict.get("protocol", config.internal_config_dict.get("protocol"))
+    if protocol is not None:
+        config._update_internal_config_dict(str(protocol_yaml(protocol)))
+
+
+def dataset_yaml_files(config: Config, dataset: str) -> list[Path]:
+    """The dataset's yaml shipped in properties/dataset/, then one beside its atomic files."""
+    data_path = config.external_config_dict.get("data_path") or config.internal_config_dict["data_path"]
+    candidates = [
+        PROPERTIES / "dataset" / f"{dataset}.yaml",
+        Path(data_path) / dataset / f"{dataset}.yaml",
+    ]
+    return [Path(str(path)) for path in candidates if path.is_file()]
+
+
+def protocol_yaml(protocol: str) -> Path:
+    path = PROPERTIES / "protocol" / f"{protocol}.yaml"
+    if not path.is_file():
+        available = sorted(p.name[: -len(".yaml")] for p in (PROPERTIES / "protocol").iterdir()
+                           if p.name.endswith(".yaml"))
+        raise ValueError(f"Unknown protocol '{protocol}'. Available: {', '.join(available)}.")
+    return Path(str(path))
+
