@@ -7,7 +7,7 @@ two groups and walks along a group's items in order, switching domain now and th
 - features: image and text vectors are noisy copies of the item's group centroid (text also encodes
   the item's place in its group), some items have none.
 Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.itememb_img``,
-``.itememb_txt``.
+``.itememb_txt``, and the dataset's yaml beside them (loaded for every model by the registry).
 """
 
 from __future__ import annotations
@@ -19,9 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_llmemf.dataset_tools._io import write_atomic_file
+from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 
 DOMAINS = ("Movie", "Book")
+DATASET_YAML = """\
+# Written by `llmemf-data synthetic`: the embedded two-domain demo dataset.
+USER_ID_FIELD: user_id
+ITEM_ID_FIELD: item_id
+TIME_FIELD: timestamp
+load_col:                       # (dict) Columns RecBole loads; titles stay in the file for the data tools.
+  inter: [user_id, item_id, timestamp]
+  item: [item_id, domain]
+domain_field: domain            # (str) Item field naming each item's domain; enables domain-aware evaluation.
+protocol: full                  # (str) Evaluation protocol, a file of recbole_llmemf/properties/protocol/.
+"""
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,8 @@ def generate(spec: SyntheticSpec, out_dir: str | Path) -> Path:
     _write_items(folder / f"{spec.name}.item", items)
     _write_features(folder, spec, items, rng)
     _write_interactions(folder / f"{spec.name}.inter", spec, items, rng)
+    with atomic_write(folder / f"{spec.name}.yaml") as file:
+        file.write(DATASET_YAML)
     return folder
 
 

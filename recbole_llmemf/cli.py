@@ -103,7 +103,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
 
     spec = SyntheticSpec()
-    if not (Path(args.data_path) / spec.name / f"{spec.name}.inter").is_file():
+    if not (Path(args.data_path) / spec.name / f"{spec.name}.yaml").is_file():  # written last
         print(f"generating {generate(spec, args.data_path)}")
     config = {
         **DEMO_CONFIG,

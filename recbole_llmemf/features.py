@@ -43,7 +43,10 @@ def read_item_vectors(path: str, known_items: set[str] | None = None) -> ItemVec
             duplicate item, or an item that ``known_items`` (the ``.item`` file) does not list.
     """
     if not os.path.isfile(path):
-        raise FeatureFileError(f"{path}: feature file not found")
+        raise FeatureFileError(
+            f"{path}: feature file not found; create it with `llmemf-data features` or turn the "
+            "modality off (use_image / use_text: False)"
+        )
     tokens: list[str] = []
     rows: list[np.ndarray] = []
     first_line: dict[str, int] = {}

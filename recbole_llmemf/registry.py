@@ -23,6 +23,7 @@ import recbole.quick_start.quick_start as quick_start
 import recbole.utils as recbole_utils
 import recbole.utils.utils as recbole_utils_module
 from recbole.config import Config
+from recbole.utils import ModelType
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
 OUR_MODELS = {"LLMEMF": "recbole_llmemf.model"}
@@ -100,6 +101,17 @@ def _load_our_yaml_files(original: Callable, config: Config, model, model_class,
     protocol = config.external_config_dict.get("protocol", config.internal_config_dict.get("protocol"))
     if protocol is not None:
         config._update_internal_config_dict(str(protocol_yaml(protocol)))
+    _train_ce_models_without_negatives(config)
+
+
+def _train_ce_models_without_negatives(config: Config) -> None:
+    """RecBole's overall.yaml samples training negatives, which its own Config then rejects for
+    sequential models with ``loss_type: CE`` (SASRec, GRU4Rec, ...; configurator.py L341-352)."""
+    internal = config.internal_config_dict
+    sequential = internal.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+    loss_type = config.external_config_dict.get("loss_type", internal.get("loss_type"))
+    if sequential and loss_type == "CE" and "train_neg_sample_args" not in config.external_config_dict:
+        internal["train_neg_sample_args"] = None
 
 
 def dataset_yaml_files(config: Config, dataset: str) -> list[Path]:

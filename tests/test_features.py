@@ -1,0 +1,84 @@
+"""Frozen item vectors: explicit missing mask and a clear error for each kind of bad file."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset
+
+from recbole_llmemf.features import FeatureFileError, load_item_matrix, read_item_vectors
+
+HEADER = "item_id:token\timg_emb:float_seq\n"
+
+
+def write(path, body, header=HEADER):
+    path.write_text(header + body, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "body, known, message",
+    [
+        ("a\t1 2 3\nb\t1 2\n", None, r"f\.img:3: item 'b' has 2 values, expected 3"),
+        ("a\t1 2 3\nb\t1 nan 3\n", None, r"f\.img:3: item 'b' has a NaN or infinite value"),
+        ("a\t1 2 3\nb\t1 2 3\na\t4 5 6\n", None, r"f\.img:4: item 'a' already has a vector on line 2"),
+        ("a\t1 2 3\nzz\t1 2 3\n", {"a", "b"}, r"f\.img:3: item 'zz' is not an item of the dataset"),
+        ("a\t1 x 3\n", None, r"f\.img:2: item 'a': could not convert"),
+        ("a\t\n", None, r"f\.img:2: item 'a' has no values"),
+    ],
+)
+def test_bad_rows_name_file_line_and_item(tmp_path, body, known, message):
+    path = write(tmp_path / "f.img", body)
+    with pytest.raises(FeatureFileError, match=message):
+        read_item_vectors(path, known)
+
+
+def test_bad_header_and_missing_file(tmp_path):
+    with pytest.raises(FeatureFileError, match=r"f\.img:1: header must be"):
+        read_item_vectors(write(tmp_path / "f.img", "a\t1 2\n", header="item_id:token\tv:float\n"))
+    with pytest.raises(FeatureFileError, match="feature file not found"):
+        read_item_vectors(str(tmp_path / "absent.img"))
+
+
+def test_vectors_are_read_in_file_order(tmp_path):
+    vectors = read_item_vectors(write(tmp_path / "f.img", "b\t1 2\na\t3 4.5\n"), {"a", "b"})
+    assert vectors.tokens == ["b", "a"]
+    assert vectors.matrix.tolist() == [[1.0, 2.0], [3.0, 4.5]]
+
+
+def build_dataset(tiny_dataset, **config):
+    config = Config(model="LLMEMF", dataset=tiny_dataset.name, config_dict={**tiny_dataset.config, **config})
+    return create_dataset(config)
+
+
+def test_matrix_aligned_to_recbole_ids_with_missing_mask(tiny_dataset):
+    dataset = build_dataset(tiny_dataset)
+    matrix, has_image = load_item_matrix(dataset, "image")
+    path = tiny_dataset.data_path / "tiny" / "tiny.itememb_img"
+    rows = dict(line.rstrip("\n").split("\t") for line in path.read_text().splitlines()[1:])
+    assert has_image.sum() == len(rows) and not has_image[0]
+    for token in ["M00000", "B02005"] + list(rows)[:5]:
+        item_id = dataset.token2id("item_id", token)
+        if token in rows:
+            expected = torch.tensor([float(v) for v in rows[token].split()])
+            torch.testing.assert_close(matrix[item_id], expected)
+        else:
+            assert not has_image[item_id] and (matrix[item_id] == 0).all()
+
+
+def test_dataset_load_fails_on_feature_file_of_other_items(tiny_dataset):
+    path = tiny_dataset.data_path / "tiny" / "tiny.itememb_txt"
+    with path.open("a") as file:
+        file.write("NOT_AN_ITEM\t" + " ".join(["0.1"] * 16) + "\n")
+    with pytest.raises(FeatureFileError, match=re.escape(f"{path}:") + r"\d+: item 'NOT_AN_ITEM'"):
+        build_dataset(tiny_dataset)
+
+
+def test_missing_feature_file_says_how_to_fix(tiny_dataset):
+    (tiny_dataset.data_path / "tiny" / "tiny.itememb_img").unlink()
+    with pytest.raises(FeatureFileError, match="tiny.itememb_img: feature file not found"):
+        build_dataset(tiny_dataset)
+    assert build_dataset(tiny_dataset, use_image=False).item_vectors.keys() == {"text"}

@@ -1,0 +1,186 @@
+"""LLMEMF's math, piece by piece, against slow and obvious references (paper §3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import init_seed
+
+from recbole_llmemf import LLMEMF
+from recbole_llmemf.registry import PROPERTIES
+
+
+@pytest.fixture
+def built(tiny_dataset):
+    """(config, model, train_dataset) on the tiny data."""
+    config = Config(model="LLMEMF", dataset=tiny_dataset.name, config_dict=tiny_dataset.config)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = LLMEMF(config, train_data._dataset)
+    return config, model, train_data
+
+
+def split_reference(item_seq, item_seq_len, item_domain, domain):
+    rows = []
+    for seq, length in zip(item_seq.tolist(), item_seq_len.tolist()):
+        rows.append([i for i in seq[:length] if item_domain[i] == domain])
+    return rows
+
+
+def test_split_by_domain_matches_python_loop(built):
+    _, model, _ = built
+    generator = torch.Generator().manual_seed(0)
+    n_items, length = model.n_items, 8
+    item_seq = torch.randint(1, n_items, (32, length), generator=generator)
+    item_seq_len = torch.randint(1, length + 1, (32,), generator=generator)
+    item_seq[torch.arange(length)[None] >= item_seq_len[:, None]] = 0
+    x_items = torch.nonzero(model.item_domain == 0).flatten()
+    item_seq[0, :3], item_seq_len[0] = x_items[:3], 3  # a user with no item of domain 1
+    item_seq[0, 3:] = 0
+    sequences, lengths = model.split_by_domain(item_seq, item_seq_len)
+    assert sequences.shape == (3, 32, length)
+    for domain in range(2):
+        expected = split_reference(item_seq, item_seq_len, model.item_domain.tolist(), domain)
+        for row, items in enumerate(expected):
+            assert lengths[domain, row] == len(items)
+            assert sequences[domain, row, : len(items)].tolist() == items
+            assert (sequences[domain, row, len(items) :] == 0).all()
+    assert lengths[1, 0] == 0 and (sequences[1, 0] == 0).all()
+    assert torch.equal(sequences[2], item_seq) and torch.equal(lengths[2], item_seq_len)
+
+
+def test_representation_is_last_valid_position_and_zero_when_empty(built):
+    _, model, _ = built
+    model.eval()
+    encoder = model.encoder["id"]
+    item_seq = torch.tensor([[3, 5, 7, 0], [4, 0, 0, 0], [0, 0, 0, 0]])
+    seq_len = torch.tensor([3, 1, 0])
+    emb = model.item_embedding(item_seq)
+    rep = encoder(emb, model.get_attention_mask(item_seq), seq_len)
+    for row, length in enumerate(seq_len.tolist()[:2]):
+        # causal attention: the output at position len-1 only sees the first len items
+        alone = encoder(emb[row : row + 1, :length], model.get_attention_mask(item_seq[row : row + 1, :length]),
+                        torch.tensor([length]))
+        torch.testing.assert_close(rep[row], alone[0], rtol=1e-5, atol=1e-5)
+    assert torch.equal(rep[2], torch.zeros_like(rep[2]))
+
+
+def test_fused_cosine_scores_by_hand(built):
+    _, model, _ = built
+    model.eval()
+    reps = torch.randn(3, len(model.modalities), 2, model.hidden_size)
+    scores = model.scores(reps)
+    expected = torch.zeros(3, 2, model.n_items)
+    weights = {"id": 1.0, "image": 0.3, "text": 0.1}
+    for s in range(3):
+        for b in range(2):
+            for i in range(model.n_items):
+                for index, modality in enumerate(model.modalities):
+                    query = reps[s, index, b]
+                    if modality == "id":
+                        item = model.item_embedding.weight[i]
+                    else:
+                        query = model.head[modality](query)
+                        item = getattr(model, f"{modality}_matrix")[i]
+                    cosine = 0.0 if item.norm() == 0 else F.cosine_similarity(query, item, dim=0)
+                    expected[s, b, i] += weights[modality] * cosine
+    torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-5)
+    items = torch.tensor([1, 5])
+    torch.testing.assert_close(model.scores(reps, items), expected[:, [0, 1], [1, 5]], rtol=1e-4, atol=1e-5)
+
+
+def test_missing_vectors_score_zero_and_enter_as_learned_vector(built):
+    _, model, _ = built
+    missing = torch.nonzero(~model.has_image[1:]).flatten() + 1
+    assert len(missing) > 0, "the tiny data set leaves some items without an image"
+    assert (model.image_matrix[missing] == 0).all()
+    embedded = model.embed_items(missing, "image")
+    torch.testing.assert_close(embedded, model.missing_embedding["image"].expand_as(embedded))
+
+
+def test_loss_matches_per_row_cross_entropy(built):
+    config, model, train_data = built
+    model.eval()  # no dropout, so two forward passes agree
+    batch = next(iter(train_data))
+    losses = model.calculate_loss(batch)
+    reps = model.forward(batch["item_id_list"], batch["item_length"])
+    scores = model.scores(reps) / config["temperature"]
+    target = batch["item_id"]
+    expected = torch.zeros(3)
+    for b, item in enumerate(target.tolist()):
+        domain = int(model.item_domain[item])
+        in_domain = torch.nonzero(model.item_domain == domain).flatten()
+        column = (in_domain == item).nonzero().item()
+        for term, sequence in enumerate([2, domain, 1 - domain]):
+            logits = scores[sequence, b, in_domain]
+            expected[term] += F.cross_entropy(logits[None], torch.tensor([column]))
+    expected /= len(target)
+    expected[1] *= config["own_domain_loss_weight"]
+    expected[2] *= config["other_domain_loss_weight"]
+    torch.testing.assert_close(torch.stack(losses), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_full_sort_never_ranks_other_domain_items(built):
+    _, model, train_data = built
+    model.eval()
+    batch = next(iter(train_data))
+    scores = model.full_sort_predict(batch)
+    target_domain = model.item_domain[batch["item_id"]]
+    other = model.item_domain[None, :] != target_domain[:, None]
+    assert torch.isneginf(scores[other]).all()
+    assert torch.isfinite(scores[~other]).all()
+    reps = model.forward(batch["item_id_list"], batch["item_length"])
+    per_item = model.predict(batch)  # the target item of each row, same fusion (Eq. 11)
+    torch.testing.assert_close(per_item, scores.gather(1, batch["item_id"][:, None]).squeeze(1))
+    assert reps.shape == (3, 3, len(target_domain), model.hidden_size)
+
+
+def test_training_step_moves_ids_not_frozen_features(built):
+    _, model, train_data = built
+    frozen = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    ids_before = model.item_embedding.weight.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    sum(model.calculate_loss(next(iter(train_data)))).backward()
+    optimizer.step()
+    assert not torch.equal(model.item_embedding.weight, ids_before)
+    for name, buffer in model.named_buffers():
+        assert torch.equal(buffer, frozen[name]), name
+    assert not any(name.endswith("_matrix") for name in model.state_dict()), "frozen, not saved"
+
+
+def test_ablation_ids_only_has_one_modality(tiny_dataset):
+    config_dict = {**tiny_dataset.config, "use_image": False, "use_text": False}
+    config = Config(model="LLMEMF", dataset=tiny_dataset.name, config_dict=config_dict)
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = LLMEMF(config, train_data._dataset)
+    assert model.modalities == ["id"]
+    assert not hasattr(model, "image_matrix")
+
+
+class RecordingConfig:
+    def __init__(self, config):
+        self.config, self.keys = config, set()
+
+    def __getitem__(self, key):
+        self.keys.add(key)
+        return self.config[key]
+
+
+def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
+    """Dead keys and typos in LLMEMF.yaml fail here instead of silently reading None."""
+    config, _, train_data = built
+    ours, base = RecordingConfig(config), RecordingConfig(config)
+    LLMEMF(ours, train_data._dataset)
+    type("Probe", (SequentialRecommender,), {})(base, train_data._dataset)
+    model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
+    # read elsewhere: train_neg_sample_args by RecBole's Config, the suffixes by LLMEMFDataset
+    elsewhere = {"train_neg_sample_args", "image_feature_suffix", "text_feature_suffix"}
+    # domain_field comes from the dataset yaml, since every model's evaluation needs it
+    assert ours.keys - base.keys - {"domain_field"} == set(model_yaml) - elsewhere
