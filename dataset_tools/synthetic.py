@@ -39,7 +39,7 @@ protocol: full                  # (str) Evaluation protocol, a file of recbole_l
 class SyntheticSpec:
     name: str = "llmemf_demo"
     n_users: int = 1500
-    items_per_group: int = 40  # per domain
+    items_per_group: int = 100  # per domain: 1,200 items each, room for 999 sampled negatives
     n_groups: int = 12
     min_len: int = 8
     max_len: int = 16

@@ -17,15 +17,11 @@ from torch import nn
 from recbole_llmemf.domains import item_domains
 from recbole_llmemf.features import MODALITIES, load_item_matrix
 
-SEQUENCES = 3  # domain X only, domain Y only, merged (§3.1); index 2 is the merged one
-MERGED = 2
+MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
 
 
 class SequenceEncoder(nn.Module):
-    """Positional embedding + self-attention over one batch of sequences (Eq. 2, 4).
-
-    Returns the output at the last valid position; an empty sequence gets a zero vector.
-    """
+    """Positional embedding + self-attention over a batch of sequences (Eq. 2, 4)."""
 
     def __init__(self, config, max_seq_length: int):
         super().__init__()
@@ -44,13 +40,10 @@ class SequenceEncoder(nn.Module):
             layer_norm_eps=config["layer_norm_eps"],
         )
 
-    def forward(self, item_emb: torch.Tensor, attention_mask: torch.Tensor, seq_len: torch.Tensor):
-        positions = torch.arange(item_emb.size(1), device=item_emb.device)
+    def forward(self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor):
+        """``[N L H]`` item embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
         hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
-        output = self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
-        last = (seq_len - 1).clamp(min=0)  # RecBole pads on the right: the last item is at len - 1
-        rep = output[torch.arange(len(output), device=output.device), last]  # [N H]
-        return rep * (seq_len > 0).unsqueeze(-1)
+        return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
 
 
 class LLMEMF(SequentialRecommender):
@@ -64,8 +57,8 @@ class LLMEMF(SequentialRecommender):
     target domain's items by ``P_T + lambda * (P_S + P_Z)`` (Eq. 11-12).
 
     NOTE: departures where the paper is silent or under-specified:
-        - One encoder per modality, shared by the three sequences, so the nine passes are three
-          batched calls. The frozen vectors enter through a trainable linear adaptor, and a linear
+        - One encoder per modality, shared by the three sequences; the X-only and Y-only sequences
+          are encoded together through a domain attention mask (see :meth:`domain_views`). The frozen vectors enter through a trainable linear adaptor, and a linear
           head maps the representation back to the frozen space for the cosine (Eq. 3 compares with
           the frozen matrix itself).
         - Cosine logits are divided by ``temperature`` in the loss (UniSRec's practice); without it
@@ -124,39 +117,52 @@ class LLMEMF(SequentialRecommender):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
-    def split_by_domain(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor):
-        """X-only, Y-only and merged sequences (§3.1), each left-packed with its order kept.
+    def domain_views(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor):
+        """Position ids, attention masks and last positions of the merged and per-domain views.
+
+        The X-only and Y-only sequences (§3.1) are not packed into tensors of their own: in one
+        "domain" view of the merged sequence, each item attends only to earlier items of its own
+        domain and takes its rank within that domain as position. Every layer works per item apart
+        from attention, so the output at the last X item equals the encoding of the X-only sequence,
+        and X and Y share one encoder call: 6 encoder passes for the 9 representations, not 9.
 
         Returns:
-            ``(sequences [3 B L], lengths [3 B])``; index 0 is domain 0, 1 is domain 1, 2 merged.
+            ``positions [2B L]``, ``attention_mask [2B 1 L L]`` (merged view first, then the domain
+            view) and ``last [3 B]``: position of the last X item, last Y item, last merged item;
+            -1 where the sequence is empty.
         """
         domain = self.item_domain[item_seq]  # [B L], -1 on padding
-        packed, lengths = [], []
-        for d in range(2):
-            keep = domain == d
-            # a stable sort of "not kept" moves the kept items to the front in their original order
-            order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
-            packed.append(item_seq.gather(1, order) * keep.gather(1, order))
-            lengths.append(keep.sum(dim=1))
-        packed.append(item_seq)
-        lengths.append(item_seq_len)
-        return torch.stack(packed), torch.stack(lengths)
+        steps = torch.arange(item_seq.size(1), device=item_seq.device)
+        same_domain = domain.unsqueeze(2) == domain.unsqueeze(1)  # [B L L]
+        causal = steps.unsqueeze(1) >= steps.unsqueeze(0)  # [L L]
+        domain_mask = same_domain & causal & (domain >= 0).unsqueeze(1)
+        domain_mask = torch.where(domain_mask, 0.0, -10000.0).unsqueeze(1)  # RecBole's convention
+        one_hot = F.one_hot(domain.clamp(min=0), 2) * (domain >= 0).unsqueeze(-1)  # [B L 2]
+        rank = (one_hot.cumsum(1) * one_hot).sum(-1) - 1  # position within the own domain
+        positions = torch.cat([steps.expand_as(item_seq), rank.clamp(min=0)])
+        attention_mask = torch.cat([self.get_attention_mask(item_seq), domain_mask])
+        last_in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1).amax(1).T  # [2 B]
+        last = torch.cat([last_in_domain, (item_seq_len - 1).unsqueeze(0)])
+        return positions, attention_mask, last
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The nine representations.
 
         Returns:
-            ``[3 sequences, n_modalities, B, H]``, sequences ordered X-only, Y-only, merged.
+            ``[3 sequences, n_modalities, B, H]``, sequences ordered X-only, Y-only, merged; an
+            empty sub-sequence has a zero representation.
         """
-        sequences, lengths = self.split_by_domain(item_seq, item_seq_len)
-        stacked = sequences.flatten(0, 1)  # [3B L]: one encoder call per modality
-        stacked_len = lengths.flatten()
-        attention_mask = self.get_attention_mask(stacked)
-        reps = [
-            self.encoder[m](self.embed_items(stacked, m), attention_mask, stacked_len)
-            for m in self.modalities
-        ]
-        return torch.stack(reps).unflatten(1, (SEQUENCES, -1)).transpose(0, 1)  # [3 M B H]
+        positions, attention_mask, last = self.domain_views(item_seq, item_seq_len)
+        items = item_seq.repeat(2, 1)  # [2B L]: merged view, then domain view
+        batch = torch.arange(len(item_seq), device=item_seq.device)
+        view = torch.tensor([1, 1, 0], device=item_seq.device)  # X and Y read the domain view
+        reps = []
+        for modality in self.modalities:
+            output = self.encoder[modality](self.embed_items(items, modality), positions, attention_mask)
+            output = output.unflatten(0, (2, -1))  # [2 B L H]
+            rep = output[view[:, None], batch[None, :], last.clamp(min=0)]  # [3 B H]
+            reps.append(rep * (last >= 0).unsqueeze(-1))
+        return torch.stack(reps, dim=1)  # [3 M B H]
 
     def embed_items(self, items: torch.Tensor, modality: str) -> torch.Tensor:
         if modality == "id":

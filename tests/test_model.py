@@ -26,49 +26,36 @@ def built(tiny_dataset):
     return config, model, train_data
 
 
-def split_reference(item_seq, item_seq_len, item_domain, domain):
-    rows = []
-    for seq, length in zip(item_seq.tolist(), item_seq_len.tolist()):
-        rows.append([i for i in seq[:length] if item_domain[i] == domain])
-    return rows
+def encode_alone(model, modality, items):
+    """Reference: one sequence encoded on its own, output at its last position."""
+    seq = torch.tensor([items])
+    positions = torch.arange(len(items))[None]
+    output = model.encoder[modality](model.embed_items(seq, modality), positions, model.get_attention_mask(seq))
+    return output[0, -1]
 
 
-def test_split_by_domain_matches_python_loop(built):
-    _, model, _ = built
-    generator = torch.Generator().manual_seed(0)
-    n_items, length = model.n_items, 8
-    item_seq = torch.randint(1, n_items, (32, length), generator=generator)
-    item_seq_len = torch.randint(1, length + 1, (32,), generator=generator)
-    item_seq[torch.arange(length)[None] >= item_seq_len[:, None]] = 0
-    x_items = torch.nonzero(model.item_domain == 0).flatten()
-    item_seq[0, :3], item_seq_len[0] = x_items[:3], 3  # a user with no item of domain 1
-    item_seq[0, 3:] = 0
-    sequences, lengths = model.split_by_domain(item_seq, item_seq_len)
-    assert sequences.shape == (3, 32, length)
-    for domain in range(2):
-        expected = split_reference(item_seq, item_seq_len, model.item_domain.tolist(), domain)
-        for row, items in enumerate(expected):
-            assert lengths[domain, row] == len(items)
-            assert sequences[domain, row, : len(items)].tolist() == items
-            assert (sequences[domain, row, len(items) :] == 0).all()
-    assert lengths[1, 0] == 0 and (sequences[1, 0] == 0).all()
-    assert torch.equal(sequences[2], item_seq) and torch.equal(lengths[2], item_seq_len)
-
-
-def test_representation_is_last_valid_position_and_zero_when_empty(built):
+def test_nine_representations_equal_encoding_each_subsequence_alone(built):
+    """X-only / Y-only extraction by domain (order kept), last valid position, empty sub-sequence."""
     _, model, _ = built
     model.eval()
-    encoder = model.encoder["id"]
-    item_seq = torch.tensor([[3, 5, 7, 0], [4, 0, 0, 0], [0, 0, 0, 0]])
-    seq_len = torch.tensor([3, 1, 0])
-    emb = model.item_embedding(item_seq)
-    rep = encoder(emb, model.get_attention_mask(item_seq), seq_len)
-    for row, length in enumerate(seq_len.tolist()[:2]):
-        # causal attention: the output at position len-1 only sees the first len items
-        alone = encoder(emb[row : row + 1, :length], model.get_attention_mask(item_seq[row : row + 1, :length]),
-                        torch.tensor([length]))
-        torch.testing.assert_close(rep[row], alone[0], rtol=1e-5, atol=1e-5)
-    assert torch.equal(rep[2], torch.zeros_like(rep[2]))
+    generator = torch.Generator().manual_seed(0)
+    length = 8
+    item_seq = torch.randint(1, model.n_items, (12, length), generator=generator)
+    item_seq_len = torch.randint(1, length + 1, (12,), generator=generator)
+    x_items = torch.nonzero(model.item_domain == 0).flatten()
+    item_seq[0], item_seq_len[0] = x_items[:length], 5  # a user with no item of domain 1
+    item_seq[torch.arange(length)[None] >= item_seq_len[:, None]] = 0
+    reps = model.forward(item_seq, item_seq_len)  # [3 M B H]
+    assert reps.shape == (3, len(model.modalities), 12, model.hidden_size)
+    domain_of = model.item_domain.tolist()
+    for row, (seq, n) in enumerate(zip(item_seq.tolist(), item_seq_len.tolist())):
+        merged = seq[:n]
+        subsequences = [[i for i in merged if domain_of[i] == d] for d in range(2)] + [merged]
+        for index, modality in enumerate(model.modalities):
+            for s, items in enumerate(subsequences):
+                expected = encode_alone(model, modality, items) if items else torch.zeros(model.hidden_size)
+                torch.testing.assert_close(reps[s, index, row], expected, rtol=1e-4, atol=1e-5)
+    assert (reps[1, :, 0] == 0).all(), "no item of domain 1: zero representation"
 
 
 def test_fused_cosine_scores_by_hand(built):
@@ -135,10 +122,8 @@ def test_full_sort_never_ranks_other_domain_items(built):
     other = model.item_domain[None, :] != target_domain[:, None]
     assert torch.isneginf(scores[other]).all()
     assert torch.isfinite(scores[~other]).all()
-    reps = model.forward(batch["item_id_list"], batch["item_length"])
     per_item = model.predict(batch)  # the target item of each row, same fusion (Eq. 11)
     torch.testing.assert_close(per_item, scores.gather(1, batch["item_id"][:, None]).squeeze(1))
-    assert reps.shape == (3, 3, len(target_domain), model.hidden_size)
 
 
 def test_training_step_moves_ids_not_frozen_features(built):
