@@ -12,7 +12,7 @@ from pathlib import Path
 
 from recbole_llmemf.registry import known_models
 
-DEMO_METRICS = ("mrr@10", "ndcg@5", "ndcg@10", "hit@10")
+DEMO_METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@10")
 
 
 @contextlib.contextmanager

@@ -21,9 +21,15 @@ from recbole.data.dataloader import AbstractDataLoader
 from recbole_llmemf.domains import item_domains
 
 
+GROUPS = ("both", "target-only")  # the case's history has items of both domains / of the target's only
+
+
 class DomainAwareEvaluation:
-    """Trainer mixin; see the module docstring. Result keys: RecBole's (all domains, weighted by
-    test cases) plus ``"<domain>/<metric>"`` for each domain."""
+    """Trainer mixin; see the module docstring.
+
+    Result keys: RecBole's metric names (all test cases), ``<domain>/<metric>`` per target domain and
+    ``<domain>/<group>/<metric>`` per user group of :data:`GROUPS`.
+    """
 
     _eval_domain: int | None = None
 
@@ -34,25 +40,23 @@ class DomainAwareEvaluation:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         item_domain, names = item_domains(eval_data._dataset, domain_field)
         self._item_domain = item_domain.to(self.device)
-        parts = self._parts_by_domain(eval_data, item_domain, len(names))
-        result, sizes = OrderedDict(), {}
-        for position, (domain, loader) in enumerate(parts):
+        parts = {}
+        for position, (domain, group, loader) in enumerate(self._parts(eval_data, item_domain)):
             self._eval_domain = domain
             try:
-                part = super().evaluate(
+                result = super().evaluate(
                     loader, load_best_model and position == 0, model_file, show_progress
                 )
             finally:
                 self._eval_domain = None
-            sizes[names[domain]] = loader.sample_size
-            result.update((f"{names[domain]}/{key}", value) for key, value in part.items())
-        return OrderedDict(**combine_parts(result, sizes, self.config["metric_decimal_place"]), **result)
+            parts[(names[domain], GROUPS[group])] = (loader.sample_size, result)
+        return summarize(parts, self.config["metric_decimal_place"])
 
-    def _parts_by_domain(self, eval_data: AbstractDataLoader, item_domain, n_domains: int):
-        """One loader of the same kind per target domain, built once per evaluation loader."""
-        cache = self.__dict__.setdefault("_domain_parts", {})
+    def _parts(self, eval_data: AbstractDataLoader, item_domain: torch.Tensor):
+        """One loader of the same kind per (target domain, user group), built once per loader."""
+        cache = self.__dict__.setdefault("_eval_parts", {})
         if id(eval_data) not in cache:
-            cache[id(eval_data)] = (eval_data, list(split_by_domain(eval_data, item_domain, n_domains)))
+            cache[id(eval_data)] = (eval_data, list(split_cases(eval_data, item_domain)))
         return cache[id(eval_data)][1]
 
     def _mask_other_domains(self, scores: torch.Tensor) -> torch.Tensor:
@@ -71,25 +75,52 @@ class DomainAwareEvaluation:
         return interaction, scores, positive_u, positive_i
 
 
-def split_by_domain(loader: AbstractDataLoader, item_domain: torch.Tensor, n_domains: int):
-    """Yield ``(domain, loader)`` for each domain that has test cases; same loader class, sampler."""
+def split_cases(loader: AbstractDataLoader, item_domain: torch.Tensor):
+    """Yield ``(domain, group, loader)`` for each non-empty (target domain, user group) part;
+    same loader class, same sampler, so candidates and history masking are RecBole's."""
     dataset = loader._dataset
     target_domain = item_domain[dataset.inter_feat[dataset.iid_field]]
-    for domain in range(n_domains):
-        rows = target_domain == domain
-        if rows.any():
-            subset = dataset.copy(dataset.inter_feat[rows])
-            yield domain, type(loader)(loader.config, subset, loader._sampler, shuffle=False)
+    single = ~has_other_domain_history(loader, item_domain, target_domain)
+    for domain in range(int(item_domain.max()) + 1):
+        for group in range(len(GROUPS)):
+            rows = (target_domain == domain) & (single == bool(group))
+            if rows.any():
+                subset = dataset.copy(dataset.inter_feat[rows])
+                yield domain, group, type(loader)(loader.config, subset, loader._sampler, shuffle=False)
 
 
-def combine_parts(result: dict, sizes: dict, decimals: int) -> dict:
-    """Overall metrics as the test-case-weighted mean of the per-domain ones (all are means)."""
-    total = sum(sizes.values())
-    metrics = dict.fromkeys(key.split("/", 1)[1] for key in result)  # keeps RecBole's order
-    return {
-        metric: round(sum(result[f"{d}/{metric}"] * n for d, n in sizes.items()) / total, decimals)
-        for metric in metrics
-    }
+def has_other_domain_history(loader, item_domain: torch.Tensor, target_domain: torch.Tensor):
+    """Whether each case's history holds an item outside the target's domain.
+
+    The history is the case's ``item_id_list`` where the data has one (sequential models, benchmark
+    files); otherwise the user's training (and, for test, validation) items from RecBole's sampler.
+    """
+    dataset = loader._dataset
+    list_field = dataset.iid_field + loader.config["LIST_SUFFIX"]
+    if list_field in dataset.inter_feat:
+        history_domain = item_domain[dataset.inter_feat[list_field]]  # [n L], -1 on padding
+        return ((history_domain >= 0) & (history_domain != target_domain[:, None])).any(dim=1)
+    used_ids = loader._sampler.used_ids
+    users = dataset.inter_feat[dataset.uid_field].tolist()
+    return torch.tensor([
+        bool((item_domain[list(used_ids[user])] != target).any()) if used_ids[user] else False
+        for user, target in zip(users, target_domain.tolist())
+    ])
+
+
+def summarize(parts: dict, decimals: int) -> OrderedDict:
+    """All cases, each domain, each (domain, group): means of the parts weighted by their cases."""
+    metrics = list(next(iter(parts.values()))[1])
+    domains = list(dict.fromkeys(domain for domain, _ in parts))
+    scopes = [("", list(parts))] + [(f"{d}/", [k for k in parts if k[0] == d]) for d in domains]
+    scopes += [(f"{d}/{g}/", [(d, g)]) for d, g in parts]
+    summary = OrderedDict()
+    for prefix, keys in scopes:
+        total = sum(parts[k][0] for k in keys)
+        for metric in metrics:
+            value = sum(parts[k][0] * parts[k][1][metric] for k in keys) / total
+            summary[prefix + metric] = round(value, decimals)
+    return summary
 
 
 @functools.lru_cache(maxsize=None)

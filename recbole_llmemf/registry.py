@@ -19,11 +19,14 @@ from pathlib import Path
 import recbole
 import recbole.config.configurator as configurator
 import recbole.data.dataset as recbole_datasets
+import recbole.data.utils as recbole_data_utils
 import recbole.quick_start.quick_start as quick_start
 import recbole.utils as recbole_utils
 import recbole.utils.utils as recbole_utils_module
 from recbole.config import Config
 from recbole.utils import ModelType
+
+from recbole_llmemf.metrics import register_metrics
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
 OUR_MODELS = {"LLMEMF": "recbole_llmemf.model"}
@@ -41,6 +44,8 @@ def register() -> None:
     # create_dataset picks recbole.data.dataset.<Model>Dataset when it exists (data/utils.py L41)
     recbole_datasets.LLMEMFDataset = LLMEMFDataset
     _wrap(Config, "_load_internal_config_dict", _load_our_yaml_files)
+    _wrap(recbole_data_utils, "create_samplers", _fixed_candidates_when_asked)
+    register_metrics()
     for module in (recbole_utils, recbole_utils_module, configurator, quick_start):
         _wrap(module, "get_model", _explain_unknown_model)
     for module in (recbole_utils, recbole_utils_module, quick_start):
@@ -82,6 +87,15 @@ def known_models() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _fixed_candidates_when_asked(create_samplers: Callable, config, dataset, built_datasets):
+    samplers = create_samplers(config, dataset, built_datasets)
+    if not config["fixed_candidates"]:
+        return samplers
+    from recbole_llmemf.candidates import fixed_candidate_samplers
+
+    return fixed_candidate_samplers(config, dataset, built_datasets, samplers)
+
+
 def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):
     from recbole_llmemf.evaluation import domain_aware
 
@@ -100,6 +114,7 @@ def _load_our_yaml_files(original: Callable, config: Config, model, model_class,
         config.parameters["Dataset"] += [k for k in keys if k not in config.parameters["Dataset"]]
     protocol = config.external_config_dict.get("protocol", config.internal_config_dict.get("protocol"))
     if protocol is not None:
+        config._update_internal_config_dict(str(PROPERTIES / "protocol" / "common.yaml"))
         config._update_internal_config_dict(str(protocol_yaml(protocol)))
     _train_ce_models_without_negatives(config)
 
@@ -127,8 +142,11 @@ def dataset_yaml_files(config: Config, dataset: str) -> list[Path]:
 def protocol_yaml(protocol: str) -> Path:
     path = PROPERTIES / "protocol" / f"{protocol}.yaml"
     if not path.is_file():
-        available = sorted(p.name[: -len(".yaml")] for p in (PROPERTIES / "protocol").iterdir()
-                           if p.name.endswith(".yaml"))
+        available = sorted(
+            p.name[: -len(".yaml")]
+            for p in (PROPERTIES / "protocol").iterdir()
+            if p.name.endswith(".yaml") and p.name != "common.yaml"
+        )
         raise ValueError(f"Unknown protocol '{protocol}'. Available: {', '.join(available)}.")
     return Path(str(path))
 
