@@ -21,7 +21,8 @@ from recbole.data.dataloader import AbstractDataLoader
 from recbole_llmemf.domains import item_domains
 
 
-GROUPS = ("both", "target-only")  # the case's history has items of both domains / of the target's only
+# The case's history holds items of both domains / of the target's domain only / none of the target's.
+GROUPS = ("both", "target-only", "other-only")
 
 
 class DomainAwareEvaluation:
@@ -80,17 +81,17 @@ def split_cases(loader: AbstractDataLoader, item_domain: torch.Tensor):
     same loader class, same sampler, so candidates and history masking are RecBole's."""
     dataset = loader._dataset
     target_domain = item_domain[dataset.inter_feat[dataset.iid_field]]
-    single = ~has_other_domain_history(loader, item_domain, target_domain)
+    group_of_case = history_groups(loader, item_domain, target_domain)
     for domain in range(int(item_domain.max()) + 1):
         for group in range(len(GROUPS)):
-            rows = (target_domain == domain) & (single == bool(group))
+            rows = (target_domain == domain) & (group_of_case == group)
             if rows.any():
                 subset = dataset.copy(dataset.inter_feat[rows])
                 yield domain, group, type(loader)(loader.config, subset, loader._sampler, shuffle=False)
 
 
-def has_other_domain_history(loader, item_domain: torch.Tensor, target_domain: torch.Tensor):
-    """Whether each case's history holds an item outside the target's domain.
+def history_groups(loader, item_domain: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
+    """Index into :data:`GROUPS` of each case, from the domains its history holds.
 
     The history is the case's ``item_id_list`` where the data has one (sequential models, benchmark
     files); otherwise the user's training (and, for test, validation) items from RecBole's sampler.
@@ -99,13 +100,15 @@ def has_other_domain_history(loader, item_domain: torch.Tensor, target_domain: t
     list_field = dataset.iid_field + loader.config["LIST_SUFFIX"]
     if list_field in dataset.inter_feat:
         history_domain = item_domain[dataset.inter_feat[list_field]]  # [n L], -1 on padding
-        return ((history_domain >= 0) & (history_domain != target_domain[:, None])).any(dim=1)
-    used_ids = loader._sampler.used_ids
-    users = dataset.inter_feat[dataset.uid_field].tolist()
-    return torch.tensor([
-        bool((item_domain[list(used_ids[user])] != target).any()) if used_ids[user] else False
-        for user, target in zip(users, target_domain.tolist())
-    ])
+    else:
+        used_ids = loader._sampler.used_ids
+        users = dataset.inter_feat[dataset.uid_field].tolist()
+        history_domain = torch.nn.utils.rnn.pad_sequence(
+            [item_domain[sorted(used_ids[user])] for user in users], batch_first=True, padding_value=-1
+        )
+    own = (history_domain == target_domain[:, None]).any(dim=1)
+    other = ((history_domain >= 0) & (history_domain != target_domain[:, None])).any(dim=1)
+    return torch.where(own & other, 0, torch.where(own, 1, 2))
 
 
 def summarize(parts: dict, decimals: int) -> OrderedDict:
