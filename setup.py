@@ -42,6 +42,7 @@ setup(
         "console_scripts": [
             "run_recbole=recbole_llmemf.cli:run_recbole_main",
             "llmemf-demo=recbole_llmemf.cli:demo_main",
+            "llmemf-bench=recbole_llmemf.bench:main",
             "llmemf-data=recbole_llmemf.dataset_tools.cli:main",
         ]
     },

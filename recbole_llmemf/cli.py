@@ -16,7 +16,7 @@ DEMO_METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@10")
 
 
 @contextlib.contextmanager
-def _argv(prog: str, argv: Sequence[str] | None) -> Iterator[list[str]]:
+def recbole_argv(prog: str, argv: Sequence[str] | None) -> Iterator[list[str]]:
     """RecBole's Config reads ``--key=value`` from ``sys.argv`` itself; make it see ``argv``."""
     saved = sys.argv
     if argv is not None:
@@ -41,7 +41,7 @@ def build_run_parser() -> argparse.ArgumentParser:
 
 
 def run_recbole_main(argv: Sequence[str] | None = None) -> int:
-    with _argv("run_recbole", argv) as args_list:
+    with recbole_argv("run_recbole", argv) as args_list:
         args, _ = build_run_parser().parse_known_args(args_list)
         if args.model not in known_models():
             print(f"run_recbole: unknown model '{args.model}'. Known: {', '.join(known_models())}",
@@ -113,7 +113,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     }
     if args.model == "LLMEMF":
         config.update(ABLATIONS[args.ablation])
-    with _argv("llmemf-demo", []):
+    with recbole_argv("llmemf-demo", []):
         result = run_recbole(model=args.model, dataset=spec.name, config_dict=config)
     logging.shutdown()
     print(f"\n{args.model} ({args.ablation if args.model == 'LLMEMF' else 'RecBole'}) on "

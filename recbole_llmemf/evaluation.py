@@ -67,6 +67,7 @@ class DomainAwareEvaluation:
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        scores = mask_history(interaction, scores, self.config["ITEM_ID_FIELD"], self.config["LIST_SUFFIX"])
         return interaction, self._mask_other_domains(scores), positive_u, positive_i
 
     def _neg_sample_batch_eval(self, batched_data):
@@ -74,6 +75,24 @@ class DomainAwareEvaluation:
         if scores.dim() == 2:  # ranking mode: [users, n_items] with -inf outside the candidates
             scores = self._mask_other_domains(scores)
         return interaction, scores, positive_u, positive_i
+
+
+def mask_history(interaction, scores: torch.Tensor, item_field: str, list_suffix: str) -> torch.Tensor:
+    """Hide the case's earlier items from a sequential model's full ranking, the target excepted.
+
+    RecBole already hides a user's training items from general models (BPR, ItemKNN) and the sampled
+    protocol never offers them as negatives; without this, sequential models alone would be ranked
+    against the items the user has just consumed.
+    """
+    list_field = item_field + list_suffix
+    if list_field not in interaction:  # general models: RecBole's history_index did it
+        return scores
+    history = interaction[list_field].to(scores.device)  # [B L], 0 on padding
+    target = interaction[item_field].to(scores.device)
+    kept = scores.gather(1, target[:, None])
+    scores.scatter_(1, history, float("-inf"))
+    scores.scatter_(1, target[:, None], kept)
+    return scores
 
 
 def split_cases(loader: AbstractDataLoader, item_domain: torch.Tensor):

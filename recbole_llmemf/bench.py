@@ -1,0 +1,257 @@
+"""``llmemf-bench``: LLMEMF and RecBole's baselines side by side, per domain, on identical terms.
+
+Every model goes through RecBole's own ``run_recbole`` with the same dataset, split, protocol yaml
+(candidates, metrics, early stopping) and extra config; only the model name (and, for the ablation,
+LLMEMF's modality switches) differs. Writes ``<out>/<dataset>-<protocol>.md`` (tables), ``.json``
+(everything, per run) and ``.png`` (bar chart). A model that fails is reported with its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recbole.trainer import Trainer
+
+from recbole_llmemf.cli import recbole_argv
+from recbole_llmemf.evaluation import DomainAwareEvaluation
+
+DEFAULT_MODELS = "LLMEMF,SASRec,GRU4Rec,SRGNN,BPR,ItemKNN"
+METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
+METRIC_LABELS = dict(zip(METRICS, ("MRR", "NDCG@5", "NDCG@10", "Hit@1", "Hit@5", "Hit@10")))
+# The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
+ABLATIONS = {
+    "LLMEMF-ids": {"use_image": False, "use_text": False},
+    "LLMEMF-text": {"use_image": False, "text_feature_suffix": "itememb_txtraw"},
+    "LLMEMF-text+LLM": {"use_image": False},
+    "LLMEMF-image": {"use_text": False},
+    "LLMEMF-full": {},
+}
+
+
+@dataclass
+class Run:
+    label: str
+    model: str
+    seed: int
+    status: str = "ok"
+    error: str = ""
+    test_result: dict = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stopwatch(run: Run) -> Iterator[None]:
+    """Time RecBole's training epochs and our (outer) evaluations while ``run`` trains."""
+    train_epoch, evaluate = Trainer._train_epoch, DomainAwareEvaluation.evaluate
+
+    def timed_train_epoch(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return train_epoch(self, *args, **kwargs)
+        finally:
+            run.epoch_seconds.append(time.perf_counter() - start)
+
+    def timed_evaluate(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return evaluate(self, *args, **kwargs)
+        finally:
+            run.eval_seconds.append(time.perf_counter() - start)
+
+    Trainer._train_epoch, DomainAwareEvaluation.evaluate = timed_train_epoch, timed_evaluate
+    try:
+        yield
+    finally:
+        Trainer._train_epoch, DomainAwareEvaluation.evaluate = train_epoch, evaluate
+
+
+def run_one(label: str, model: str, dataset: str, config: dict, config_files: list[str]) -> Run:
+    from recbole.quick_start import run_recbole
+
+    run = Run(label, model, config["seed"])
+    try:
+        with stopwatch(run):
+            result = run_recbole(model=model, dataset=dataset, config_dict=config,
+                                 config_file_list=config_files or None)
+        run.test_result = {k: float(v) for k, v in result["test_result"].items()}
+    except Exception as error:  # a failed model is reported; the others still run
+        run.status, run.error = "failed", f"{type(error).__name__}: {error}"
+        logging.getLogger(__name__).error(traceback.format_exc())
+    return run
+
+
+def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
+    specs = [(name, name, {}) for name in models.split(",") if name]
+    if ablations:
+        specs += [(label, "LLMEMF", overrides) for label, overrides in ABLATIONS.items()]
+    return specs
+
+
+def domains_of(runs: list[Run]) -> list[str]:
+    keys = [k for run in runs for k in run.test_result if k.count("/") == 1]
+    return list(dict.fromkeys(key.split("/")[0] for key in keys))
+
+
+def aggregate(runs: list[Run]) -> dict[str, dict]:
+    """Per label: mean and std over seeds of every result key, timings, status."""
+    table = {}
+    for label in dict.fromkeys(run.label for run in runs):
+        mine = [run for run in runs if run.label == label]
+        ok = [run for run in mine if run.status == "ok"]
+        row = {"model": mine[0].model, "runs": len(mine), "failed": [r.error for r in mine if r.error]}
+        if ok:
+            for key in ok[0].test_result:
+                values = [run.test_result[key] for run in ok]
+                row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+            epochs = [s for run in ok for s in run.epoch_seconds]
+            row["epoch_seconds"] = statistics.mean(epochs) if epochs else float("nan")
+            row["epochs"] = statistics.mean(len(run.epoch_seconds) for run in ok)
+            row["test_eval_seconds"] = statistics.mean(run.eval_seconds[-1] for run in ok)
+        table[label] = row
+    return table
+
+
+def markdown(table: dict, domains: list[str], header: str) -> str:
+    lines = [header, ""]
+    for domain in domains:
+        keys = [f"{domain}/{m}" for m in METRICS]
+        best = {k: max((row[k][0] for row in table.values() if k in row), default=None) for k in keys}
+        lines += [f"### {domain}", "", "| model | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
+                  "|---|" + "---:|" * len(METRICS)]
+        for label, row in table.items():
+            cells = [_cell(row, k, best[k]) for k in keys]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["### Cost", "", "| model | s / train epoch | epochs | s / test evaluation | status |",
+              "|---|---:|---:|---:|---|"]
+    for label, row in table.items():
+        status = "ok" if not row["failed"] else "failed: " + "; ".join(row["failed"])[:200]
+        if "epoch_seconds" in row:
+            lines.append(f"| {label} | {row['epoch_seconds']:.2f} | {row['epochs']:.1f} | "
+                         f"{row['test_eval_seconds']:.2f} | {status} |")
+        else:
+            lines.append(f"| {label} | - | - | - | {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(row: dict, key: str, best: float | None) -> str:
+    if key not in row:
+        return "failed"
+    mean, std = row[key]
+    text = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+    return f"**{text}**" if best is not None and mean == best else text
+
+
+def bar_chart(table: dict, domains: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, row in table.items() if "fullmrr" in row]
+    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4), squeeze=False)
+    for ax, domain in zip(axes[0], domains):
+        for offset, metric in enumerate(("fullmrr", "ndcg@10")):
+            values = [100 * table[label][f"{domain}/{metric}"][0] for label in labels]
+            errors = [100 * table[label][f"{domain}/{metric}"][1] for label in labels]
+            positions = [i + 0.4 * offset for i in range(len(labels))]
+            ax.bar(positions, values, width=0.4, yerr=errors, label=METRIC_LABELS[metric])
+        ax.set_xticks([i + 0.2 for i in range(len(labels))], labels, rotation=30, ha="right")
+        ax.set_title(domain)
+        ax.set_ylabel("%")
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmemf-bench",
+        description="Train and test LLMEMF and RecBole baselines on identical terms; write a "
+        "per-domain table (markdown), JSON and a bar chart.",
+    )
+    parser.add_argument("--dataset", required=True, help="dataset name (folder under --data-path)")
+    parser.add_argument("--data-path", default="dataset", help="RecBole's data_path")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma list (default {DEFAULT_MODELS})")
+    parser.add_argument("--protocol", default="full", help="full | sampled999 (properties/protocol/)")
+    parser.add_argument("--seeds", default="2020", help="comma list of seeds; mean ± std over them")
+    parser.add_argument("--ablations", action="store_true", help="add the paper's LLMEMF ablation runs")
+    parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
+    parser.add_argument("--config-files", nargs="*", default=[], help="extra yaml for every model")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra config for every model, e.g. --set hidden_size=64")
+    parser.add_argument("--out", default="results", help="output folder")
+    parser.add_argument("--name", help="file stem (default <dataset>-<protocol>)")
+    return parser
+
+
+def parse_set(pairs: Sequence[str]) -> dict:
+    import yaml
+
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"llmemf-bench: --set expects KEY=VALUE, got {pair!r}")
+        config[key] = yaml.safe_load(value)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    base = {"data_path": args.data_path, "protocol": args.protocol, "show_progress": False,
+            **parse_set(args.set)}
+    if args.epochs is not None:
+        base["epochs"] = args.epochs
+    runs = []
+    with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for label, model, overrides in model_specs(args.models, args.ablations):
+                print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
+                run = run_one(label, model, args.dataset, {**base, **overrides, "seed": seed},
+                              args.config_files)
+                print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
+                runs.append(run)
+    write_results(args, runs, command)
+    return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def write_results(args, runs: list[Run], command: str) -> None:
+    from recbole_llmemf.dataset_tools._io import atomic_write
+
+    out = Path(args.out)
+    stem = args.name or f"{args.dataset}-{args.protocol}"
+    table, domains = aggregate(runs), domains_of(runs)
+    protocol_text = {"full": "full ranking within the target domain",
+                     "sampled999": "999 sampled negatives from the target domain (C2DSR)"}
+    header = (
+        f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
+        f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
+        f"Seeds {args.seeds}; mean ± std where several. Best per column in bold. "
+        f"{datetime.date.today()}. Command: `llmemf-bench {command}`"
+    )
+    with atomic_write(out / f"{stem}.md") as file:
+        file.write(markdown(table, domains, header))
+    with atomic_write(out / f"{stem}.json") as file:
+        json.dump({"dataset": args.dataset, "protocol": args.protocol, "seeds": args.seeds,
+                   "date": str(datetime.date.today()), "summary": table,
+                   "runs": [run.__dict__ for run in runs]}, file, indent=1)
+    if domains:
+        bar_chart(table, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")
+    print(markdown(table, domains, header))
+
