@@ -23,7 +23,9 @@ setup(
         "recbole_llmemf.properties": "properties",
         "recbole_llmemf.dataset_tools": "dataset_tools",
     },
-    package_data={"recbole_llmemf.properties": ["model/*.yaml", "dataset/*.yaml", "protocol/*.yaml"]},
+    package_data={
+        "recbole_llmemf.properties": ["model/*.yaml", "dataset/*.yaml", "protocol/*.yaml"]
+    },
     install_requires=[
         "recbole>=1.2.0,<1.3",
         # A range the CPU wheel 2.13.0 satisfies: pip keeps an installed torch (CPU or CUDA).

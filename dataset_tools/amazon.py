@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 from recbole_llmemf.dataset_tools.checks import (
     CASE_HEADER,
@@ -50,7 +52,6 @@ from recbole_llmemf.dataset_tools.checks import (
     Item,
     check_data,
 )
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

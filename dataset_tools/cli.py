@@ -17,7 +17,10 @@ SUBCOMMANDS = {
 
 
 def usage() -> str:
-    lines = ["usage: llmemf-data <command> [options]   (llmemf-data <command> --help for details)", ""]
+    lines = [
+        "usage: llmemf-data <command> [options]   (llmemf-data <command> --help for details)",
+        "",
+    ]
     lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 

@@ -78,7 +78,9 @@ def _write_items(path: Path, items) -> None:
 
 def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Generator) -> None:
     centroids = rng.normal(size=(2, spec.n_groups, spec.feature_dim))
-    shared = rng.normal(size=(spec.n_groups, spec.feature_dim))  # what a group's X and Y items share
+    shared = rng.normal(
+        size=(spec.n_groups, spec.feature_dim)
+    )  # what a group's X and Y items share
     direction = rng.normal(size=(spec.n_groups, spec.feature_dim))
     for kind, missing, suffix in (
         ("img", spec.missing_image, "itememb_img"),

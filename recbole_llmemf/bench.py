@@ -83,8 +83,12 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
     run = Run(label, model, config["seed"])
     try:
         with stopwatch(run):
-            result = run_recbole(model=model, dataset=dataset, config_dict=config,
-                                 config_file_list=config_files or None)
+            result = run_recbole(
+                model=model,
+                dataset=dataset,
+                config_dict=config,
+                config_file_list=config_files or None,
+            )
         run.test_result = {k: float(v) for k, v in result["test_result"].items()}
     except Exception as error:  # a failed model is reported; the others still run
         run.status, run.error = "failed", f"{type(error).__name__}: {error}"
@@ -110,11 +114,18 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
     for label in dict.fromkeys(run.label for run in runs):
         mine = [run for run in runs if run.label == label]
         ok = [run for run in mine if run.status == "ok"]
-        row = {"model": mine[0].model, "runs": len(mine), "failed": [r.error for r in mine if r.error]}
+        row = {
+            "model": mine[0].model,
+            "runs": len(mine),
+            "failed": [r.error for r in mine if r.error],
+        }
         if ok:
             for key in ok[0].test_result:
                 values = [run.test_result[key] for run in ok]
-                row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+                row[key] = (
+                    statistics.mean(values),
+                    statistics.stdev(values) if len(values) > 1 else 0.0,
+                )
             epochs = [s for run in ok for s in run.epoch_seconds]
             row["epoch_seconds"] = statistics.mean(epochs) if epochs else float("nan")
             row["epochs"] = statistics.mean(len(run.epoch_seconds) for run in ok)
@@ -127,20 +138,32 @@ def markdown(table: dict, domains: list[str], header: str) -> str:
     lines = [header, ""]
     for domain in domains:
         keys = [f"{domain}/{m}" for m in METRICS]
-        best = {k: max((row[k][0] for row in table.values() if k in row), default=None) for k in keys}
-        lines += [f"### {domain}", "", "| model | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
-                  "|---|" + "---:|" * len(METRICS)]
+        best = {
+            k: max((row[k][0] for row in table.values() if k in row), default=None) for k in keys
+        }
+        lines += [
+            f"### {domain}",
+            "",
+            "| model | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
+            "|---|" + "---:|" * len(METRICS),
+        ]
         for label, row in table.items():
             cells = [_cell(row, k, best[k]) for k in keys]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["### Cost", "", "| model | s / train epoch | epochs | s / test evaluation | status |",
-              "|---|---:|---:|---:|---|"]
+    lines += [
+        "### Cost",
+        "",
+        "| model | s / train epoch | epochs | s / test evaluation | status |",
+        "|---|---:|---:|---:|---|",
+    ]
     for label, row in table.items():
         status = "ok" if not row["failed"] else "failed: " + "; ".join(row["failed"])[:200]
         if "epoch_seconds" in row:
-            lines.append(f"| {label} | {row['epoch_seconds']:.2f} | {row['epochs']:.1f} | "
-                         f"{row['test_eval_seconds']:.2f} | {status} |")
+            lines.append(
+                f"| {label} | {row['epoch_seconds']:.2f} | {row['epochs']:.1f} | "
+                f"{row['test_eval_seconds']:.2f} | {status} |"
+            )
         else:
             lines.append(f"| {label} | - | - | - | {status} |")
     return "\n".join(lines) + "\n"
@@ -186,14 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", required=True, help="dataset name (folder under --data-path)")
     parser.add_argument("--data-path", default="dataset", help="RecBole's data_path")
-    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma list (default {DEFAULT_MODELS})")
-    parser.add_argument("--protocol", default="full", help="full | sampled999 (properties/protocol/)")
+    parser.add_argument(
+        "--models", default=DEFAULT_MODELS, help=f"comma list (default {DEFAULT_MODELS})"
+    )
+    parser.add_argument(
+        "--protocol", default="full", help="full | sampled999 (properties/protocol/)"
+    )
     parser.add_argument("--seeds", default="2020", help="comma list of seeds; mean ± std over them")
-    parser.add_argument("--ablations", action="store_true", help="add the paper's LLMEMF ablation runs")
+    parser.add_argument(
+        "--ablations", action="store_true", help="add the paper's LLMEMF ablation runs"
+    )
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--config-files", nargs="*", default=[], help="extra yaml for every model")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra config for every model, e.g. --set hidden_size=64")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config for every model, e.g. --set hidden_size=64",
+    )
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--name", help="file stem (default <dataset>-<protocol>)")
     return parser
@@ -214,8 +248,12 @@ def parse_set(pairs: Sequence[str]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(sys.argv[1:] if argv is None else argv)
-    base = {"data_path": args.data_path, "protocol": args.protocol, "show_progress": False,
-            **parse_set(args.set)}
+    base = {
+        "data_path": args.data_path,
+        "protocol": args.protocol,
+        "show_progress": False,
+        **parse_set(args.set),
+    }
     if args.epochs is not None:
         base["epochs"] = args.epochs
     runs = []
@@ -223,8 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for label, model, overrides in model_specs(args.models, args.ablations):
                 print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
-                run = run_one(label, model, args.dataset, {**base, **overrides, "seed": seed},
-                              args.config_files)
+                run = run_one(
+                    label,
+                    model,
+                    args.dataset,
+                    {**base, **overrides, "seed": seed},
+                    args.config_files,
+                )
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
     write_results(args, runs, command)
@@ -237,8 +280,10 @@ def write_results(args, runs: list[Run], command: str) -> None:
     out = Path(args.out)
     stem = args.name or f"{args.dataset}-{args.protocol}"
     table, domains = aggregate(runs), domains_of(runs)
-    protocol_text = {"full": "full ranking within the target domain",
-                     "sampled999": "999 sampled negatives from the target domain (C2DSR)"}
+    protocol_text = {
+        "full": "full ranking within the target domain",
+        "sampled999": "999 sampled negatives from the target domain (C2DSR)",
+    }
     header = (
         f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
@@ -248,10 +293,18 @@ def write_results(args, runs: list[Run], command: str) -> None:
     with atomic_write(out / f"{stem}.md") as file:
         file.write(markdown(table, domains, header))
     with atomic_write(out / f"{stem}.json") as file:
-        json.dump({"dataset": args.dataset, "protocol": args.protocol, "seeds": args.seeds,
-                   "date": str(datetime.date.today()), "summary": table,
-                   "runs": [run.__dict__ for run in runs]}, file, indent=1)
+        json.dump(
+            {
+                "dataset": args.dataset,
+                "protocol": args.protocol,
+                "seeds": args.seeds,
+                "date": str(datetime.date.today()),
+                "summary": table,
+                "runs": [run.__dict__ for run in runs],
+            },
+            file,
+            indent=1,
+        )
     if domains:
         bar_chart(table, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")
     print(markdown(table, domains, header))
-

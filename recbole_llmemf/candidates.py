@@ -97,8 +97,10 @@ def _draw_candidates(config, dataset, eval_dataset, interacted, num: int, path: 
         for d in range(len(names))
     ]
     cases = sorted(
-        zip(eval_dataset.inter_feat[dataset.uid_field].tolist(),
-            eval_dataset.inter_feat[dataset.iid_field].tolist()),
+        zip(
+            eval_dataset.inter_feat[dataset.uid_field].tolist(),
+            eval_dataset.inter_feat[dataset.iid_field].tolist(),
+        ),
         key=lambda case: (user_tokens[case[0]], item_tokens[case[1]]),
     )
     rng = np.random.default_rng(config["candidate_seed"])
@@ -111,8 +113,9 @@ def _draw_candidates(config, dataset, eval_dataset, interacted, num: int, path: 
                     f"user {user_tokens[user]} has fewer than {num} non-interacted items in "
                     f"domain {names[int(domain[item])]}; ask for fewer negatives"
                 )
-            file.write(f"{user_tokens[user]}\t{item_tokens[item]}\t"
-                       f"{' '.join(item_tokens[negatives])}\n")
+            file.write(
+                f"{user_tokens[user]}\t{item_tokens[item]}\t{' '.join(item_tokens[negatives])}\n"
+            )
     logger.info(f"drew {len(cases)} x {num} candidates into {path}")
 
 
@@ -142,5 +145,7 @@ def _read_candidates(dataset, path: Path) -> dict[tuple[int, int], np.ndarray]:
                 key = (user_ids[user], item_ids[item])
                 negatives[key] = np.array([item_ids[i] for i in items.split()], dtype=np.int64)
             except KeyError as error:
-                raise ValueError(f"{path}:{lineno}: unknown token {error} for this dataset") from None
+                raise ValueError(
+                    f"{path}:{lineno}: unknown token {error} for this dataset"
+                ) from None
     return negatives

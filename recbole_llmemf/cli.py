@@ -44,8 +44,10 @@ def run_recbole_main(argv: Sequence[str] | None = None) -> int:
     with recbole_argv("run_recbole", argv) as args_list:
         args, _ = build_run_parser().parse_known_args(args_list)
         if args.model not in known_models():
-            print(f"run_recbole: unknown model '{args.model}'. Known: {', '.join(known_models())}",
-                  file=sys.stderr)
+            print(
+                f"run_recbole: unknown model '{args.model}'. Known: {', '.join(known_models())}",
+                file=sys.stderr,
+            )
             return 2
         from recbole.quick_start import run
 
@@ -73,7 +75,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
         "on it; prints per-domain test MRR@10, NDCG@5, NDCG@10 and Hit@10.",
     )
     parser.add_argument("--model", default="LLMEMF", help="LLMEMF or a RecBole model, e.g. SASRec")
-    parser.add_argument("--data-path", default="dataset", help="where the dataset folder is written")
+    parser.add_argument(
+        "--data-path", default="dataset", help="where the dataset folder is written"
+    )
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
     parser.add_argument(
         "--ablation",
@@ -81,8 +85,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
         default="full",
         help="LLMEMF modalities: all, ids only, without image or without text",
     )
-    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
-                        help="'auto' uses CUDA when present")
+    parser.add_argument(
+        "--device", choices=["auto", "cpu"], default="auto", help="'auto' uses CUDA when present"
+    )
     return parser
 
 
@@ -116,7 +121,9 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     with recbole_argv("llmemf-demo", []):
         result = run_recbole(model=args.model, dataset=spec.name, config_dict=config)
     logging.shutdown()
-    print(f"\n{args.model} ({args.ablation if args.model == 'LLMEMF' else 'RecBole'}) on "
-          f"{spec.name}, test, full ranking within the target domain:")
+    print(
+        f"\n{args.model} ({args.ablation if args.model == 'LLMEMF' else 'RecBole'}) on "
+        f"{spec.name}, test, full ranking within the target domain:"
+    )
     print(format_result_table(result["test_result"], DEMO_METRICS))
     return 0

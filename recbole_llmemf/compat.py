@@ -38,7 +38,9 @@ def stub_broken_ray() -> None:
     try:
         from ray import tune  # noqa: F401
     except ImportError as error:
-        reason = f"ray.tune could not be imported ({error}); RecBole's hyper-parameter search needs it"
+        reason = (
+            f"ray.tune could not be imported ({error}); RecBole's hyper-parameter search needs it"
+        )
 
         def unavailable(name: str):
             if name.startswith("__"):  # the import machinery probes __path__, __spec__, ...

@@ -20,7 +20,6 @@ from recbole.data.dataloader import AbstractDataLoader
 
 from recbole_llmemf.domains import item_domains
 
-
 # The case's history holds items of both domains / of the target's domain only / none of the target's.
 GROUPS = ("both", "target-only", "other-only")
 
@@ -67,7 +66,9 @@ class DomainAwareEvaluation:
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
-        scores = mask_history(interaction, scores, self.config["ITEM_ID_FIELD"], self.config["LIST_SUFFIX"])
+        scores = mask_history(
+            interaction, scores, self.config["ITEM_ID_FIELD"], self.config["LIST_SUFFIX"]
+        )
         return interaction, self._mask_other_domains(scores), positive_u, positive_i
 
     def _neg_sample_batch_eval(self, batched_data):
@@ -77,7 +78,9 @@ class DomainAwareEvaluation:
         return interaction, scores, positive_u, positive_i
 
 
-def mask_history(interaction, scores: torch.Tensor, item_field: str, list_suffix: str) -> torch.Tensor:
+def mask_history(
+    interaction, scores: torch.Tensor, item_field: str, list_suffix: str
+) -> torch.Tensor:
     """Hide the case's earlier items from a sequential model's full ranking, the target excepted.
 
     RecBole already hides a user's training items from general models (BPR, ItemKNN) and the sampled
@@ -106,7 +109,11 @@ def split_cases(loader: AbstractDataLoader, item_domain: torch.Tensor):
             rows = (target_domain == domain) & (group_of_case == group)
             if rows.any():
                 subset = dataset.copy(dataset.inter_feat[rows])
-                yield domain, group, type(loader)(loader.config, subset, loader._sampler, shuffle=False)
+                yield (
+                    domain,
+                    group,
+                    type(loader)(loader.config, subset, loader._sampler, shuffle=False),
+                )
 
 
 def history_groups(loader, item_domain: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
@@ -123,7 +130,9 @@ def history_groups(loader, item_domain: torch.Tensor, target_domain: torch.Tenso
         used_ids = loader._sampler.used_ids
         users = dataset.inter_feat[dataset.uid_field].tolist()
         history_domain = torch.nn.utils.rnn.pad_sequence(
-            [item_domain[sorted(used_ids[user])] for user in users], batch_first=True, padding_value=-1
+            [item_domain[sorted(used_ids[user])] for user in users],
+            batch_first=True,
+            padding_value=-1,
         )
     own = (history_domain == target_domain[:, None]).any(dim=1)
     other = ((history_domain >= 0) & (history_domain != target_domain[:, None])).any(dim=1)
@@ -145,7 +154,7 @@ def summarize(parts: dict, decimals: int) -> OrderedDict:
     return summary
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def domain_aware(trainer_class: type) -> type:
     """``trainer_class`` with :class:`DomainAwareEvaluation` mixed in (cached, so one class each)."""
     if issubclass(trainer_class, DomainAwareEvaluation):

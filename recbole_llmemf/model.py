@@ -40,8 +40,10 @@ class SequenceEncoder(nn.Module):
             layer_norm_eps=config["layer_norm_eps"],
         )
 
-    def forward(self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor):
-        """``[N L H]`` item embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
+    def forward(
+        self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor
+    ):
+        """``[N L H]`` embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
         hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
         return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
 
@@ -49,23 +51,25 @@ class SequenceEncoder(nn.Module):
 class LLMEMF(SequentialRecommender):
     r"""LLM-EMF scores the next item from 3 sequences x 3 modalities = 9 attention representations.
 
-    Item matrices (§3.4): a learnable ID embedding and frozen image / text vectors (CLIP; text is the
-    LLM-enriched title). From the merged history the model derives the X-only and Y-only sub-sequences
-    (§3.1), encodes each sequence in each modality (Eq. 2), scores items by cosine (Eq. 3, 5-7) and
+    Item matrices (§3.4): a learnable ID embedding and frozen image / text vectors (CLIP; text is
+    the LLM-enriched title). From the merged history the model derives the X-only and Y-only
+    sub-sequences (§3.1), encodes each sequence in each modality (Eq. 2), scores items by cosine
+    (Eq. 3, 5-7) and
     fuses modalities as ``P = P_id + alpha * P_img + beta * P_txt`` (Eq. 8). Training sums the
     cross-entropy of the merged, own-domain and other-domain scores (Eq. 9-10); evaluation ranks the
     target domain's items by ``P_T + lambda * (P_S + P_Z)`` (Eq. 11-12).
 
     NOTE: departures where the paper is silent or under-specified:
         - One encoder per modality, shared by the three sequences; the X-only and Y-only sequences
-          are encoded together through a domain attention mask (see :meth:`domain_views`). The frozen vectors enter through a trainable linear adaptor, and a linear
-          head maps the representation back to the frozen space for the cosine (Eq. 3 compares with
-          the frozen matrix itself).
+          are encoded together through a domain attention mask (see :meth:`domain_views`).
+        - The frozen vectors enter through a trainable linear adaptor, and a linear head maps the
+          representation back to the frozen space for the cosine (Eq. 3 compares with the frozen
+          matrix itself).
         - Cosine logits are divided by ``temperature`` in the loss (UniSRec's practice); without it
           cross-entropy over cosines in [-1, 1] barely trains.
         - Losses and scores are restricted to the target item's domain (Eq. 12 ranks within T only).
-        - An item without an image or text enters sequences as a learned "missing" vector and scores 0
-          for that modality; an empty sub-sequence yields a zero representation, i.e. flat scores.
+        - An item without an image or text enters sequences as a learned "missing" vector and
+          scores 0 for that modality; an empty sub-sequence has a zero representation (flat scores).
     """
 
     input_type = InputType.POINTWISE
@@ -96,7 +100,9 @@ class LLMEMF(SequentialRecommender):
             matrix, has_vector = load_item_matrix(dataset, modality)
             # Frozen CLIP matrices (§3.4 1-2): buffers, normalised once, rebuilt from the dataset on
             # reload, so they follow .to(device) yet stay out of the optimizer and the checkpoint.
-            self.register_buffer(f"{modality}_matrix", F.normalize(matrix, dim=-1), persistent=False)
+            self.register_buffer(
+                f"{modality}_matrix", F.normalize(matrix, dim=-1), persistent=False
+            )
             self.register_buffer(f"has_{modality}", has_vector, persistent=False)
             self.adaptor[modality] = nn.Linear(matrix.shape[1], self.hidden_size)
             self.head[modality] = nn.Linear(self.hidden_size, matrix.shape[1])
@@ -158,7 +164,9 @@ class LLMEMF(SequentialRecommender):
         view = torch.tensor([1, 1, 0], device=item_seq.device)  # X and Y read the domain view
         reps = []
         for modality in self.modalities:
-            output = self.encoder[modality](self.embed_items(items, modality), positions, attention_mask)
+            output = self.encoder[modality](
+                self.embed_items(items, modality), positions, attention_mask
+            )
             output = output.unflatten(0, (2, -1))  # [2 B L H]
             rep = output[view[:, None], batch[None, :], last.clamp(min=0)]  # [3 B H]
             reps.append(rep * (last >= 0).unsqueeze(-1))

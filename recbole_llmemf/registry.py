@@ -56,6 +56,7 @@ def _wrap(owner: object, name: str, hook: Callable) -> None:
     original = getattr(owner, name)
     if getattr(original, "_llmemf_hook", None) is hook:
         return
+
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
         return hook(original, *args, **kwargs)
@@ -112,7 +113,9 @@ def _load_our_yaml_files(original: Callable, config: Config, model, model_class,
     for dataset_yaml in dataset_yaml_files(config, dataset):
         keys = config._update_internal_config_dict(str(dataset_yaml)) or {}
         config.parameters["Dataset"] += [k for k in keys if k not in config.parameters["Dataset"]]
-    protocol = config.external_config_dict.get("protocol", config.internal_config_dict.get("protocol"))
+    protocol = config.external_config_dict.get(
+        "protocol", config.internal_config_dict.get("protocol")
+    )
     if protocol is not None:
         config._update_internal_config_dict(str(PROPERTIES / "protocol" / "common.yaml"))
         config._update_internal_config_dict(str(protocol_yaml(protocol)))
@@ -125,13 +128,19 @@ def _train_ce_models_without_negatives(config: Config) -> None:
     internal = config.internal_config_dict
     sequential = internal.get("MODEL_TYPE") == ModelType.SEQUENTIAL
     loss_type = config.external_config_dict.get("loss_type", internal.get("loss_type"))
-    if sequential and loss_type == "CE" and "train_neg_sample_args" not in config.external_config_dict:
+    if (
+        sequential
+        and loss_type == "CE"
+        and "train_neg_sample_args" not in config.external_config_dict
+    ):
         internal["train_neg_sample_args"] = None
 
 
 def dataset_yaml_files(config: Config, dataset: str) -> list[Path]:
     """The dataset's yaml shipped in properties/dataset/, then one beside its atomic files."""
-    data_path = config.external_config_dict.get("data_path") or config.internal_config_dict["data_path"]
+    data_path = (
+        config.external_config_dict.get("data_path") or config.internal_config_dict["data_path"]
+    )
     candidates = [
         PROPERTIES / "dataset" / f"{dataset}.yaml",
         Path(data_path) / dataset / f"{dataset}.yaml",
@@ -149,4 +158,3 @@ def protocol_yaml(protocol: str) -> Path:
         )
         raise ValueError(f"Unknown protocol '{protocol}'. Available: {', '.join(available)}.")
     return Path(str(path))
-

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from recbole_llmemf.dataset_tools import amazon
 from recbole_llmemf.dataset_tools.checks import read_folder
 

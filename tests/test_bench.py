@@ -6,17 +6,30 @@ import json
 
 from recbole_llmemf.bench import main
 
-SMALL = ["hidden_size=16", "inner_size=16", "embedding_size=16", "state=WARNING",
-         "train_batch_size=64", "MAX_ITEM_LIST_LENGTH=8"]
+SMALL = [
+    "hidden_size=16",
+    "inner_size=16",
+    "embedding_size=16",
+    "state=WARNING",
+    "train_batch_size=64",
+    "MAX_ITEM_LIST_LENGTH=8",
+]
 SIX = ["LLMEMF", "SASRec", "GRU4Rec", "SRGNN", "BPR", "ItemKNN"]
 
 
 def test_bench_writes_tables_json_and_chart_and_reports_failures(tiny_dataset, tmp_path, capsys):
-    code = main([
-        "--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1",
-        "--models=" + ",".join(SIX + ["NoSuchModel"]), "--seeds=1,2",
-        f"--out={tmp_path / 'results'}", "--set", *SMALL,
-    ])
+    code = main(
+        [
+            "--dataset=tiny",
+            f"--data-path={tiny_dataset.data_path}",
+            "--epochs=1",
+            "--models=" + ",".join(SIX + ["NoSuchModel"]),
+            "--seeds=1,2",
+            f"--out={tmp_path / 'results'}",
+            "--set",
+            *SMALL,
+        ]
+    )
     assert code == 0
     stem = tmp_path / "results" / "tiny-full"
     report = stem.with_suffix(".md").read_text()
@@ -40,13 +53,30 @@ def test_bench_writes_tables_json_and_chart_and_reports_failures(tiny_dataset, t
 
 
 def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path):
-    assert main([
-        "--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1", "--models=",
-        "--ablations", "--protocol=full", f"--out={tmp_path}", "--set", *SMALL,
-    ]) == 0
+    assert (
+        main(
+            [
+                "--dataset=tiny",
+                f"--data-path={tiny_dataset.data_path}",
+                "--epochs=1",
+                "--models=",
+                "--ablations",
+                "--protocol=full",
+                f"--out={tmp_path}",
+                "--set",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
     status = {run["label"]: run["status"] for run in runs}
-    assert status == {"LLMEMF-ids": "ok", "LLMEMF-text": "failed", "LLMEMF-text+LLM": "ok",
-                      "LLMEMF-image": "ok", "LLMEMF-full": "ok"}
+    assert status == {
+        "LLMEMF-ids": "ok",
+        "LLMEMF-text": "failed",
+        "LLMEMF-text+LLM": "ok",
+        "LLMEMF-image": "ok",
+        "LLMEMF-full": "ok",
+    }
     failed = next(run for run in runs if run["label"] == "LLMEMF-text")
     assert "tiny.itememb_txtraw: feature file not found" in failed["error"]

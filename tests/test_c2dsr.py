@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from recbole_llmemf.dataset_tools import c2dsr
 from recbole_llmemf.dataset_tools.checks import check_data, read_folder
 

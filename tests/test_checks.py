@@ -6,6 +6,7 @@ import dataclasses
 import sys
 
 import pytest
+
 from recbole_llmemf.dataset_tools import amazon, c2dsr, checks
 from recbole_llmemf.dataset_tools import cli as data_cli
 from recbole_llmemf.dataset_tools.checks import Case, CrossDomainData, Item, check_data, read_folder

@@ -71,7 +71,9 @@ def reference_metrics(dataset, scorer, test_rows):
     scores = scorer.base.numpy()
     ranks = {}
     for history, target in test_rows:
-        same = [i for i in np.flatnonzero(domain == domain[target]) if i == target or i not in history]
+        same = [
+            i for i in np.flatnonzero(domain == domain[target]) if i == target or i not in history
+        ]
         ranks.setdefault(dataset.id2token("domain", domain[target]), []).append(
             1 + int((scores[same] > scores[target]).sum())
         )
@@ -89,7 +91,12 @@ def test_scorer_preferring_other_domain_is_ranked_within_the_target_domain(hand_
     config = Config(
         model=OtherDomainLover,
         dataset="hand",
-        config_dict={"data_path": str(hand_made), "topk": [1, 5], "use_gpu": False, "state": "WARNING"},
+        config_dict={
+            "data_path": str(hand_made),
+            "topk": [1, 5],
+            "use_gpu": False,
+            "state": "WARNING",
+        },
     )
     dataset = create_dataset(config)
     _, _, test_data = data_preparation(config, dataset)
@@ -114,7 +121,12 @@ def run_sampled(tiny_dataset, model, **extra):
     config = {
         **tiny_dataset.config,
         "protocol": "sampled999",
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni5"},
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "order": "TO",
+            "group_by": "user",
+            "mode": "uni5",
+        },
         **extra,
     }
     return run_recbole(model=model, dataset="tiny", config_dict=config, saved=False)
@@ -137,11 +149,15 @@ def test_candidates_file_is_seeded_and_holds_no_positive_and_no_other_domain(tin
     run_sampled(tiny_dataset, "Pop")
     assert path.read_bytes() == first, "same seed, same candidates"
     run_sampled(tiny_dataset, "Pop", candidate_seed=7)
-    other_seed = candidate_path(tiny_config(tiny_dataset, protocol="sampled999", candidate_seed=7), "test", 5)
+    other_seed = candidate_path(
+        tiny_config(tiny_dataset, protocol="sampled999", candidate_seed=7), "test", 5
+    )
     assert other_seed.read_bytes() != first
 
     folder = tiny_dataset.data_path / "tiny"
-    domain_of = dict(line.split("\t")[:2] for line in (folder / "tiny.item").read_text().splitlines()[1:])
+    domain_of = dict(
+        line.split("\t")[:2] for line in (folder / "tiny.item").read_text().splitlines()[1:]
+    )
     interacted = {}
     for line in (folder / "tiny.inter").read_text().splitlines()[1:]:
         user, item, _ = line.split("\t")

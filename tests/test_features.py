@@ -24,7 +24,11 @@ def write(path, body, header=HEADER):
     [
         ("a\t1 2 3\nb\t1 2\n", None, r"f\.img:3: item 'b' has 2 values, expected 3"),
         ("a\t1 2 3\nb\t1 nan 3\n", None, r"f\.img:3: item 'b' has a NaN or infinite value"),
-        ("a\t1 2 3\nb\t1 2 3\na\t4 5 6\n", None, r"f\.img:4: item 'a' already has a vector on line 2"),
+        (
+            "a\t1 2 3\nb\t1 2 3\na\t4 5 6\n",
+            None,
+            r"f\.img:4: item 'a' already has a vector on line 2",
+        ),
         ("a\t1 2 3\nzz\t1 2 3\n", {"a", "b"}, r"f\.img:3: item 'zz' is not an item of the dataset"),
         ("a\t1 x 3\n", None, r"f\.img:2: item 'a': could not convert"),
         ("a\t\n", None, r"f\.img:2: item 'a' has no values"),
@@ -50,7 +54,9 @@ def test_vectors_are_read_in_file_order(tmp_path):
 
 
 def build_dataset(tiny_dataset, **config):
-    config = Config(model="LLMEMF", dataset=tiny_dataset.name, config_dict={**tiny_dataset.config, **config})
+    config = Config(
+        model="LLMEMF", dataset=tiny_dataset.name, config_dict={**tiny_dataset.config, **config}
+    )
     return create_dataset(config)
 
 

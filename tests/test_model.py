@@ -30,7 +30,9 @@ def encode_alone(model, modality, items):
     """Reference: one sequence encoded on its own, output at its last position."""
     seq = torch.tensor([items])
     positions = torch.arange(len(items))[None]
-    output = model.encoder[modality](model.embed_items(seq, modality), positions, model.get_attention_mask(seq))
+    output = model.encoder[modality](
+        model.embed_items(seq, modality), positions, model.get_attention_mask(seq)
+    )
     return output[0, -1]
 
 
@@ -53,7 +55,11 @@ def test_nine_representations_equal_encoding_each_subsequence_alone(built):
         subsequences = [[i for i in merged if domain_of[i] == d] for d in range(2)] + [merged]
         for index, modality in enumerate(model.modalities):
             for s, items in enumerate(subsequences):
-                expected = encode_alone(model, modality, items) if items else torch.zeros(model.hidden_size)
+                expected = (
+                    encode_alone(model, modality, items)
+                    if items
+                    else torch.zeros(model.hidden_size)
+                )
                 torch.testing.assert_close(reps[s, index, row], expected, rtol=1e-4, atol=1e-5)
     assert (reps[1, :, 0] == 0).all(), "no item of domain 1: zero representation"
 
@@ -79,7 +85,9 @@ def test_fused_cosine_scores_by_hand(built):
                     expected[s, b, i] += weights[modality] * cosine
     torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-5)
     items = torch.tensor([1, 5])
-    torch.testing.assert_close(model.scores(reps, items), expected[:, [0, 1], [1, 5]], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        model.scores(reps, items), expected[:, [0, 1], [1, 5]], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_missing_vectors_score_zero_and_enter_as_learned_vector(built):

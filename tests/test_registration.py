@@ -58,11 +58,25 @@ def test_fresh_process_importing_only_the_package():
 
 
 def test_run_recbole_and_console_command_train_llmemf(tiny_dataset, capsys):
-    result = run_recbole(model="LLMEMF", dataset="tiny", config_dict=tiny_dataset.config, saved=False)
+    result = run_recbole(
+        model="LLMEMF", dataset="tiny", config_dict=tiny_dataset.config, saved=False
+    )
     assert 0 < result["test_result"]["fullmrr"] <= 1
-    assert run_recbole_main(["--model=LLMEMF", "--dataset=tiny", f"--data_path={tiny_dataset.data_path}",
-                             "--epochs=1", "--hidden_size=16", "--inner_size=16", "--state=WARNING",
-                             "--show_progress=False"]) == 0
+    assert (
+        run_recbole_main(
+            [
+                "--model=LLMEMF",
+                "--dataset=tiny",
+                f"--data_path={tiny_dataset.data_path}",
+                "--epochs=1",
+                "--hidden_size=16",
+                "--inner_size=16",
+                "--state=WARNING",
+                "--show_progress=False",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "Movie" in table and "Book" in table and "fullmrr" in table
 
