@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.util
@@ -50,8 +51,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 from tqdm.auto import tqdm
+
+from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -389,11 +391,17 @@ class LocalBackend(Backend):
         max_new_tokens: int = 256,
         batch_size: int = 8,
         device: str = "auto",
+        repetition_penalty: float = 1.2,
     ):
         self.name_or_dir, self.gguf_file, self.label = resolve_local_model(model)
         self.batch_size = batch_size
         self.device = device
-        self.settings = {"max_new_tokens": max_new_tokens, "do_sample": False}
+        # small greedy models loop ("flaked flaked flaked ..."); a mild penalty stops that
+        self.settings = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "repetition_penalty": repetition_penalty,
+        }
         self._model = None
         self._tokenizer = None
 
@@ -445,10 +453,7 @@ class LocalBackend(Backend):
         batch = batch.to(self._model.device)
         with torch.inference_mode():
             output = self._model.generate(
-                **batch,
-                max_new_tokens=self.settings["max_new_tokens"],
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
+                **batch, **self.settings, pad_token_id=tokenizer.pad_token_id
             )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -601,6 +606,27 @@ def read_enriched(path: str | os.PathLike) -> tuple[dict[str, str], dict]:
 
 # ----------------------------------------------------------------------------- command line
 
+THREADS_HELP = (
+    "torch CPU threads (default: torch's choice, one per core); on a machine whose cores are busy "
+    "with other work, 1 can be many times faster"
+)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` torch CPU threads and restore the previous number afterwards."""
+    if not n:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -646,6 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="openai: request timeout (s)")
     parser.add_argument("--device", default="auto", help="local: auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
+    parser.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.2,
+        help="local: penalty on repeated tokens (1.0 = none)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -671,7 +704,9 @@ def make_backend(args: argparse.Namespace) -> Backend:
             backoff=args.backoff,
             workers=args.workers,
         )
-    return LocalBackend(args.model, args.max_tokens, args.batch_size, args.device)
+    return LocalBackend(
+        args.model, args.max_tokens, args.batch_size, args.device, args.repetition_penalty
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -691,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = make_backend(args)
         cache_path = Path(args.cache) if args.cache else folder / f"{name}.enrich_cache.jsonl"
         out = Path(args.out) if args.out else folder / f"{name}.enriched.tsv"
-        with EnrichmentCache(cache_path) as cache:
+        with torch_threads(args.threads), EnrichmentCache(cache_path) as cache:
             try:
                 stats = run_enrichment(selected, template, backend, cache, not args.no_progress)
             finally:  # also after an error: what is cached so far becomes usable

@@ -60,15 +60,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.dataset_tools.enrich import (
+    THREADS_HELP,
     EnrichError,
     ItemRecord,
     dataset_name,
     read_enriched,
     read_items,
+    torch_threads,
 )
-from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +123,11 @@ class TextEncoder:
             return_overflowing_tokens=True,
             padding=False,
         )
+        if "overflow_to_sample_mapping" not in encoded:
+            raise FeatureError(
+                f"{self.name}: its tokenizer cannot split long texts into windows "
+                "(a fast tokenizer is needed)"
+            )
         owner = np.asarray(encoded.pop("overflow_to_sample_mapping"), dtype=np.int64)
         keys = list(encoded.keys())
         rows = [{key: encoded[key][i] for key in keys} for i in range(len(owner))]
@@ -562,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download-timeout", type=float, default=10.0)
     parser.add_argument("--download-retries", type=int, default=3)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -577,7 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        run(args)
+        with torch_threads(args.threads):
+            run(args)
     except (FeatureError, EnrichError, OSError) as error:
         print(f"llmemf-data features: error: {error}", file=sys.stderr)
         return 2
@@ -611,7 +621,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
     enriched, enrich_meta = {}, {}
     enriched_path = Path(args.enriched) if args.enriched else folder / f"{name}.enriched.tsv"
-    if "txt" in kinds and not args.no_enrichment:
+    if not args.no_enrichment:  # also read for the coverage report
         if enriched_path.is_file():
             enriched, enrich_meta = read_enriched(enriched_path)
             unknown = set(enriched) - {item.item_id for item in items}
@@ -622,7 +632,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                 )
         elif args.enriched:
             raise FeatureError(f"{enriched_path}: enrichment file not found")
-        else:
+        elif "txt" in kinds:
             logger.warning("no %s: text vectors use titles only", enriched_path.name)
 
     device = pick_device(args.device)

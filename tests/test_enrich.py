@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from recbole_llmemf.dataset_tools import enrich
 from recbole_llmemf.dataset_tools.enrich import (
     DEFAULT_TEMPLATE,
@@ -318,7 +319,7 @@ def _local_model_missing() -> str | None:
 def test_local_backend_writes_text_for_a_few_items(tmp_path):
     folder = write_dataset(tmp_path)
     args = [str(folder), "--backend", "local", "--limit", "2", "--max-tokens", "8",
-            "--batch-size", "2", "--device", "cpu", "--no-progress"]  # fmt: skip
+            "--batch-size", "2", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
     assert enrich.main(args) == 0
     texts, meta = read_enriched(folder / "shop.enriched.tsv")
     assert len(texts) == 2 and all(text.strip() for text in texts.values())

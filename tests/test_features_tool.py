@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from recbole_llmemf.dataset_tools import features
 from recbole_llmemf.dataset_tools.enrich import ItemRecord
-
 from recbole_llmemf.features import read_item_vectors
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
