@@ -199,15 +199,21 @@ class LLMEMF(SequentialRecommender):
         """
         fused = 0
         for index, modality in enumerate(self.modalities):
-            query = reps[:, index]
-            if modality != "id":
-                query = self.head[modality](query)
-            query = F.normalize(query, dim=-1)  # [3 B D]
-            matrix = self.item_matrix(modality, items)
-            if items is None:
-                cosine = query @ matrix.T  # [3 B n_items]
+            query = reps[:, index]  # [3 B H]
+            matrix = self.item_matrix(modality, items)  # [n_items D] or [B D], rows normalised
+            if modality == "id":
+                norm, offset = query.norm(dim=-1, keepdim=True), 0.0
             else:
-                cosine = (query * matrix.unsqueeze(0)).sum(-1)  # [3 B]
+                # cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|: projecting the items to the
+                # hidden width once costs n_items*D*H, against 3*B*D*n_items to lift the queries
+                head = self.head[modality]
+                norm = head(query).norm(dim=-1, keepdim=True)
+                matrix, offset = matrix @ head.weight, matrix @ head.bias  # [.. H], [..]
+            norm = norm.clamp_min(1e-12)  # F.normalize's epsilon
+            if items is None:
+                cosine = (query @ matrix.T + offset) / norm  # [3 B n_items]
+            else:
+                cosine = ((query * matrix).sum(-1) + offset) / norm.squeeze(-1)  # [3 B]
             fused = fused + self.modality_weight[modality] * cosine
         return fused
 
