@@ -99,7 +99,11 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
 def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
     specs = [(name, name, {}) for name in models.split(",") if name]
     if ablations:
-        specs += [(label, "LLMEMF", overrides) for label, overrides in ABLATIONS.items()]
+        specs += [
+            (label, "LLMEMF", overrides)
+            for label, overrides in ABLATIONS.items()
+            if overrides or "LLMEMF" not in models.split(",")  # plain LLMEMF is the full model
+        ]
     return specs
 
 

@@ -17,6 +17,8 @@ from collections import OrderedDict
 
 import torch
 from recbole.data.dataloader import AbstractDataLoader
+from recbole.model.abstract_recommender import AbstractRecommender
+from recbole.utils import EvaluatorType
 
 from recbole_llmemf.domains import item_domains
 
@@ -72,10 +74,23 @@ class DomainAwareEvaluation:
         return interaction, self._mask_other_domains(scores), positive_u, positive_i
 
     def _neg_sample_batch_eval(self, batched_data):
-        interaction, scores, positive_u, positive_i = super()._neg_sample_batch_eval(batched_data)
-        if scores.dim() == 2:  # ranking mode: [users, n_items] with -inf outside the candidates
-            scores = self._mask_other_domains(scores)
-        return interaction, scores, positive_u, positive_i
+        interaction, row_idx, positive_u, positive_i = batched_data
+        if not _has_full_sort(self.model) or self.config["eval_type"] != EvaluatorType.RANKING:
+            return super()._neg_sample_batch_eval(batched_data)
+        # RecBole calls predict on every (case, candidate) row, re-encoding each sequence 1 + N
+        # times; one full_sort_predict per case gives the same candidate scores at 1 / (1 + N) cost.
+        interaction = interaction.to(self.device)
+        row_idx = row_idx.to(self.device)
+        first_rows = torch.nonzero(torch.diff(row_idx, prepend=row_idx.new_tensor([-1]))).flatten()
+        full = self.model.full_sort_predict(interaction[first_rows]).view(len(first_rows), -1)
+        columns = interaction[self.config["ITEM_ID_FIELD"]]
+        scores = torch.full_like(full, float("-inf"))
+        scores[row_idx, columns] = full[row_idx, columns]
+        return interaction, self._mask_other_domains(scores), positive_u, positive_i
+
+
+def _has_full_sort(model) -> bool:
+    return type(model).full_sort_predict is not AbstractRecommender.full_sort_predict
 
 
 def mask_history(

@@ -10,8 +10,9 @@ from recbole.data import create_dataset, data_preparation
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.quick_start import run_recbole
 from recbole.trainer import Trainer
-from recbole.utils import InputType
+from recbole.utils import InputType, get_model, get_trainer
 
+from recbole_llmemf import evaluation
 from recbole_llmemf.candidates import FixedCandidateSampler, candidate_path
 from recbole_llmemf.evaluation import domain_aware
 
@@ -193,3 +194,24 @@ def test_every_model_scores_the_candidates_of_the_file(tiny_dataset, monkeypatch
         stamp = stamp or path.stat().st_mtime_ns
         assert served.get("test"), f"{model} did not read the candidates file"
     assert path.stat().st_mtime_ns == stamp, "drawn once, then only read"
+
+
+@pytest.mark.parametrize("model_name", ["LLMEMF", "SASRec", "BPR"])
+def test_sampled_scores_from_full_sort_equal_recbole_predict_path(tiny_dataset, monkeypatch, model_name):
+    config = Config(
+        model=model_name,
+        dataset="tiny",
+        config_dict={
+            **tiny_dataset.config,
+            "protocol": "sampled999",
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni5"},
+        },
+    )
+    dataset = create_dataset(config)
+    _, _, test_data = data_preparation(config, dataset)
+    model = get_model(model_name)(config, test_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    fast = trainer.evaluate(test_data, load_best_model=False)
+    monkeypatch.setattr(evaluation, "_has_full_sort", lambda model: False)
+    slow = trainer.evaluate(test_data, load_best_model=False)
+    assert fast == pytest.approx(slow, abs=1e-4)
