@@ -770,12 +770,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_len=args.max_len,
         eval_history_in_train=args.eval_history_in_train,
     )
-    errors = InputErrors(args.on_error)
-    try:
-        data, build_info = build(spec, errors)
-    except (MalformedInputError, FileNotFoundError, ValueError) as error:
-        print(f"llmemf-data amazon: {error}", file=sys.stderr)
+    built = run_build("amazon", build, spec, args.on_error)
+    if built is None:
         return 1
+    data, build_info = built
+    return finish(data, args.out, "amazon", build_info)
+
+
+def run_build(tool: str, build_fn, spec, on_error: str):
+    """Run a tool's ``build_fn(spec, errors)``; report bad input and skipped lines. None on failure."""
+    errors = InputErrors(on_error)
+    try:
+        built = build_fn(spec, errors)
+    except (MalformedInputError, FileNotFoundError, ValueError) as error:
+        print(f"llmemf-data {tool}: {error}", file=sys.stderr)
+        return None
     for line in errors.summary():
         print(f"WARNING: {line}")
-    return finish(data, args.out, "amazon", build_info)
+    return built

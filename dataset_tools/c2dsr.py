@@ -22,7 +22,6 @@ import logging
 import math
 import re
 import statistics
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,12 +29,12 @@ from pathlib import Path
 
 from recbole_llmemf.dataset_tools.amazon import (
     InputErrors,
-    MalformedInputError,
     add_common_arguments,
     clean_text,
     eval_case,
     finish,
     input_lines,
+    run_build,
     train_cases,
 )
 from recbole_llmemf.dataset_tools.checks import EVAL_SPLITS, SPLITS, Case, CrossDomainData, Item
@@ -392,14 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         titles=None if args.titles is None else tuple(args.titles),
         eval_history_in_train=args.eval_history_in_train,
     )
-    errors = InputErrors(args.on_error)
-    try:
-        data, build_info = build(spec, errors)
-    except (MalformedInputError, FileNotFoundError, ValueError) as error:
-        print(f"llmemf-data c2dsr: {error}", file=sys.stderr)
+    built = run_build("c2dsr", build, spec, args.on_error)
+    if built is None:
         return 1
-    for line in errors.summary():
-        print(f"WARNING: {line}")
+    data, build_info = built
     for split in EVAL_SPLITS:
         lengths = build_info["history_length"][split]
         print(

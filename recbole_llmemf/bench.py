@@ -97,12 +97,16 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
 
 
 def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
-    specs = [(name, name, {}) for name in models.split(",") if name]
+    names = [name for name in models.split(",") if name]
+    specs = [
+        (name, "LLMEMF", ABLATIONS[name]) if name in ABLATIONS else (name, name, {})
+        for name in names
+    ]
     if ablations:
         specs += [
             (label, "LLMEMF", overrides)
             for label, overrides in ABLATIONS.items()
-            if overrides or "LLMEMF" not in models.split(",")  # plain LLMEMF is the full model
+            if label not in names and (overrides or "LLMEMF" not in names)  # LLMEMF is the full one
         ]
     return specs
 
