@@ -6,7 +6,10 @@ A feature file is a RecBole atomic file with an item token and a float_seq vecto
     item_id:token	img_emb:float_seq
     0001234567	0.0132 -0.0211 ...
 
-Items absent from the file get ``False`` in the mask; they are never given a zero vector that would
+The first read also writes a binary copy beside the file, ``<file>.npy`` (float32 rows) and
+``<file>.tokens`` (one item token per line); later reads memory-map it while it is newer than the
+text file (a binary copy alone is accepted too, for large catalogs). Items absent from the file get
+``False`` in the mask; they are never given a zero vector that would
 look like data. We read these files ourselves instead of through RecBole's ``preload_weight``: that
 path zero-pads short vectors, silently adds unknown tokens as new items (``alias_of_item_id``),
 accepts NaN and duplicates, and would load the vectors for every baseline too.
@@ -14,6 +17,7 @@ accepts NaN and duplicates, and would load the vectors for every baseline too.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -22,6 +26,7 @@ import torch
 from recbole.data.dataset import SequentialDataset
 
 MODALITIES = ("image", "text")
+logger = logging.getLogger(__name__)
 
 
 class FeatureFileError(ValueError):
@@ -36,12 +41,64 @@ class ItemVectors:
 
 
 def read_item_vectors(path: str, known_items: set[str] | None = None) -> ItemVectors:
-    """Read and check one atomic feature file.
+    """Read and check one feature file, through its binary copy when that is up to date.
 
     Raises:
         FeatureFileError: missing file, bad header, wrong vector width, non-finite value,
             duplicate item, or an item that ``known_items`` (the ``.item`` file) does not list.
     """
+    if _binary_is_current(path):
+        return _read_binary(path, known_items)
+    vectors = _read_text(path, known_items)
+    _write_binary(vectors)
+    return vectors
+
+
+def _binary_is_current(path: str) -> bool:
+    paths = [path + ".npy", path + ".tokens"]
+    if not all(os.path.isfile(p) for p in paths):
+        return False
+    return not os.path.isfile(path) or min(map(os.path.getmtime, paths)) >= os.path.getmtime(path)
+
+
+def _read_binary(path: str, known_items: set[str] | None) -> ItemVectors:
+    matrix = np.load(path + ".npy", mmap_mode="r")
+    with open(path + ".tokens", encoding="utf-8") as file:
+        tokens = file.read().splitlines()
+    where = f"{path}.npy"
+    if matrix.ndim != 2 or matrix.shape[0] != len(tokens):
+        raise FeatureFileError(f"{where}: shape {matrix.shape} does not match {len(tokens)} tokens")
+    first_line: dict[str, int] = {}
+    for lineno, token in enumerate(tokens, start=1):
+        if token in first_line:
+            raise FeatureFileError(
+                f"{path}.tokens:{lineno}: item '{token}' already on line {first_line[token]}"
+            )
+        if known_items is not None and token not in known_items:
+            raise FeatureFileError(
+                f"{path}.tokens:{lineno}: item '{token}' is not an item of the dataset's .item file"
+            )
+        first_line[token] = lineno
+    bad_rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if len(bad_rows):
+        raise FeatureFileError(f"{where}: item '{tokens[bad_rows[0]]}' has a NaN or infinite value")
+    return ItemVectors(path, tokens, matrix)
+
+
+def _write_binary(vectors: ItemVectors) -> None:
+    """Best effort: a read-only dataset folder only costs the next read its speed."""
+    from recbole_llmemf.dataset_tools._io import atomic_write
+
+    try:
+        with atomic_write(vectors.path + ".npy", "wb") as file:
+            np.save(file, vectors.matrix)
+        with atomic_write(vectors.path + ".tokens") as file:
+            file.write("\n".join(vectors.tokens) + "\n")
+    except OSError as error:
+        logger.warning(f"could not write a binary copy of {vectors.path}: {error}")
+
+
+def _read_text(path: str, known_items: set[str] | None) -> ItemVectors:
     if not os.path.isfile(path):
         raise FeatureFileError(
             f"{path}: feature file not found; create it with `llmemf-data features` or turn the "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
+import numpy as np
 import pytest
 import torch
 from recbole.config import Config
@@ -88,3 +91,29 @@ def test_missing_feature_file_says_how_to_fix(tiny_dataset):
     with pytest.raises(FeatureFileError, match="tiny.itememb_img: feature file not found"):
         build_dataset(tiny_dataset)
     assert build_dataset(tiny_dataset, use_image=False).item_vectors.keys() == {"text"}
+
+
+def test_binary_copy_is_written_then_memory_mapped_until_the_text_changes(tmp_path):
+    path = write(tmp_path / "f.img", "b\t1 2\na\t3 4.5\n")
+    first = read_item_vectors(path)
+    assert (tmp_path / "f.img.npy").is_file() and (tmp_path / "f.img.tokens").is_file()
+    second = read_item_vectors(path)
+    assert isinstance(second.matrix, np.memmap)
+    assert second.tokens == first.tokens and second.matrix.tolist() == first.matrix.tolist()
+    write(tmp_path / "f.img", "b\t5 6\n")
+    os.utime(path, ns=(time.time_ns() + 10**9,) * 2)  # the text is newer than its binary copy
+    assert read_item_vectors(path).matrix.tolist() == [[5.0, 6.0]]
+
+
+def test_binary_copy_alone_is_checked_like_the_text(tmp_path):
+    base = str(tmp_path / "f.img")
+    np.save(base + ".npy", np.array([[1.0, 2.0], [np.nan, 0.0]], dtype=np.float32))
+    (tmp_path / "f.img.tokens").write_text("a\nb\n")
+    with pytest.raises(FeatureFileError, match=r"f\.img\.npy: item 'b' has a NaN"):
+        read_item_vectors(base)
+    (tmp_path / "f.img.tokens").write_text("a\na\n")
+    with pytest.raises(FeatureFileError, match=r"f\.img\.tokens:2: item 'a' already on line 1"):
+        read_item_vectors(base)
+    (tmp_path / "f.img.tokens").write_text("a\nzz\n")
+    with pytest.raises(FeatureFileError, match=r"f\.img\.tokens:2: item 'zz' is not an item"):
+        read_item_vectors(base, {"a"})
