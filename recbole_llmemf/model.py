@@ -159,14 +159,12 @@ class LLMEMF(SequentialRecommender):
             empty sub-sequence has a zero representation.
         """
         positions, attention_mask, last = self.domain_views(item_seq, item_seq_len)
-        items = item_seq.repeat(2, 1)  # [2B L]: merged view, then domain view
         batch = torch.arange(len(item_seq), device=item_seq.device)
         view = torch.tensor([1, 1, 0], device=item_seq.device)  # X and Y read the domain view
         reps = []
         for modality in self.modalities:
-            output = self.encoder[modality](
-                self.embed_items(items, modality), positions, attention_mask
-            )
+            item_emb = self.embed_items(item_seq, modality).repeat(2, 1, 1)  # merged, domain view
+            output = self.encoder[modality](item_emb, positions, attention_mask)
             output = output.unflatten(0, (2, -1))  # [2 B L H]
             rep = output[view[:, None], batch[None, :], last.clamp(min=0)]  # [3 B H]
             reps.append(rep * (last >= 0).unsqueeze(-1))
