@@ -48,6 +48,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -757,7 +758,24 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     if missing_text:
         print(f"missing: {missing_text}")
     print(f"coverage -> {write_coverage}")
+    enable_in_dataset_yaml(folder / f"{name}.yaml", outputs)
     return outputs
+
+
+def enable_in_dataset_yaml(path: Path, outputs: dict[str, Path]) -> None:
+    """Set ``use_image`` / ``use_text: True`` in the dataset's yaml for the files just written;
+    every other line, comments included, stays as it was."""
+    keys = {"use_image" if kind == "img" else "use_text" for kind in outputs if kind != "txtraw"}
+    if not keys or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    for key in sorted(keys):
+        text, found = re.subn(rf"^{key}:(\s*)\S+", rf"{key}:\g<1>True", text, flags=re.M)
+        if not found:
+            text = text.rstrip("\n") + f"\n{key}: True\n"
+    with atomic_write(path) as file:
+        file.write(text)
+    logger.info("%s: %s", path.name, ", ".join(f"{key}: True" for key in sorted(keys)))
 
 
 if __name__ == "__main__":

@@ -355,3 +355,18 @@ def test_sentence_transformers_text_encoder(tmp_path):
     reference = SentenceTransformer(str(features.minilm_path()), device="cpu")
     np.testing.assert_allclose(txt.matrix[0], reference.encode(["Organic Green Tea"])[0],
                                atol=1e-5)  # fmt: skip
+
+
+def test_written_features_are_switched_on_in_the_dataset_yaml(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "use_image: False                # (bool) keep this comment\n"
+        "use_text: False   # (bool) and this one\nprotocol: full\n"
+    )
+    features.enable_in_dataset_yaml(path, {"txt": tmp_path / "d.itememb_txt"})
+    assert path.read_text() == (
+        "use_image: False                # (bool) keep this comment\n"
+        "use_text: True   # (bool) and this one\nprotocol: full\n"
+    )
+    features.enable_in_dataset_yaml(path, {"img": tmp_path / "d.itememb_img"})
+    assert path.read_text().startswith("use_image: True                # (bool) keep")
