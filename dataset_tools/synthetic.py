@@ -5,9 +5,10 @@ two groups and walks along a group's items in order, switching domain now and th
 - cross-domain taste: a user's items in X tell which group they like in Y;
 - order: the next item is most often the successor of the user's last item of that domain;
 - features: image and text vectors are noisy copies of the item's group centroid (text also encodes
-  the item's place in its group), some items have none.
+  the item's place in its group), some items have none; a noisier "title only" text stands for
+  text without LLM enrichment (the paper's ablation).
 Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.itememb_img``,
-``.itememb_txt``, and the dataset's yaml beside them (loaded for every model by the registry).
+``.itememb_txt``, ``.itememb_txtraw``, and the dataset's yaml beside them (loaded for every model by the registry).
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Gen
             ["item_id:token", f"{kind}_emb:float_seq"],
             rows,
         )
+    # The bare title says less than the "LLM-enriched" text: noisier, no order within the group.
+    # Its own generator, so the other files do not depend on whether it is written.
+    raw_rng = np.random.default_rng(spec.seed + 1)
+    rows = []
+    for token, d, g, _ in items:
+        if raw_rng.random() < spec.missing_text:
+            continue
+        vector = shared[g] + 0.7 * centroids[d, g] + 1.5 * raw_rng.normal(size=spec.feature_dim)
+        rows.append((token, " ".join(f"{v:.5f}" for v in vector / np.linalg.norm(vector))))
+    write_atomic_file(
+        folder / f"{spec.name}.itememb_txtraw", ["item_id:token", "txtraw_emb:float_seq"], rows
+    )
 
 
 def _write_interactions(path: Path, spec: SyntheticSpec, items, rng: np.random.Generator) -> None:

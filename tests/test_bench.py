@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recbole_llmemf.bench import main
+from recbole_llmemf.bench import ABLATIONS, main
 
 SMALL = [
     "hidden_size=16",
@@ -52,31 +52,22 @@ def test_bench_writes_tables_json_and_chart_and_reports_failures(tiny_dataset, t
     assert "| LLMEMF |" in capsys.readouterr().out
 
 
-def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path):
-    assert (
-        main(
-            [
-                "--dataset=tiny",
-                f"--data-path={tiny_dataset.data_path}",
-                "--epochs=1",
-                "--models=",
-                "--ablations",
-                "--protocol=full",
-                f"--out={tmp_path}",
-                "--set",
-                *SMALL,
-            ]
-        )
-        == 0
+def bench(tiny_dataset, out, *options):
+    return main(
+        ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1", f"--out={out}"]
+        + list(options)
+        + ["--set", *SMALL]
     )
+
+
+def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path):
+    assert bench(tiny_dataset, tmp_path, "--models=", "--ablations") == 0
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
-    status = {run["label"]: run["status"] for run in runs}
-    assert status == {
-        "LLMEMF-ids": "ok",
-        "LLMEMF-text": "failed",
-        "LLMEMF-text+LLM": "ok",
-        "LLMEMF-image": "ok",
-        "LLMEMF-full": "ok",
-    }
-    failed = next(run for run in runs if run["label"] == "LLMEMF-text")
-    assert "tiny.itememb_txtraw: feature file not found" in failed["error"]
+    assert {run["label"]: run["status"] for run in runs} == dict.fromkeys(ABLATIONS, "ok")
+
+    for path in (tiny_dataset.data_path / "tiny").glob("tiny.itememb_txtraw*"):
+        path.unlink()  # the text file and its binary copy
+    assert bench(tiny_dataset, tmp_path, "--models=LLMEMF-text,LLMEMF-ids") == 0
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    assert [run["status"] for run in runs] == ["failed", "ok"]
+    assert "tiny.itememb_txtraw: feature file not found" in runs[0]["error"]
