@@ -24,6 +24,7 @@ from pathlib import Path
 from recbole.trainer import Trainer
 
 from recbole_llmemf.cli import recbole_argv
+from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.evaluation import DomainAwareEvaluation
 
 DEFAULT_MODELS = "LLMEMF,SASRec,GRU4Rec,SRGNN,BPR,ItemKNN"
@@ -205,7 +206,8 @@ def bar_chart(table: dict, domains: list[str], path: Path, title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_write(path, "wb") as file:
+        fig.savefig(file, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -278,13 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
-    write_results(args, runs, command)
+                write_results(args, runs, command)  # after each run: a crash loses no result
+    print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
 
 
 def write_results(args, runs: list[Run], command: str) -> None:
-    from recbole_llmemf.dataset_tools._io import atomic_write
-
     out = Path(args.out)
     stem = args.name or f"{args.dataset}-{args.protocol}"
     table, domains = aggregate(runs), domains_of(runs)
@@ -315,4 +316,3 @@ def write_results(args, runs: list[Run], command: str) -> None:
         )
     if domains:
         bar_chart(table, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")
-    print(markdown(table, domains, header))
