@@ -1,8 +1,10 @@
 """Make RecBole find LLMEMF and this package's yaml files by name, through RecBole's own entry points.
 
 RecBole has no plugin registry: ``get_model`` imports ``recbole.model.<family>.<name>`` and ``Config``
-reads yaml files from RecBole's own folder. ``register()`` hooks exactly those two places (plus the
-trainer lookup, for domain-aware evaluation) instead of shadowing RecBole with copies.
+reads yaml files from RecBole's own folder. ``register()`` hooks the few places RecBole looks things
+up by name, instead of shadowing RecBole with copies: the model module, ``<Model>Dataset``,
+``Config``'s internal yaml, the trainer lookup (domain-aware evaluation), the eval samplers (fixed
+candidates) and the metric tables (untruncated MRR).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import recbole.utils.utils as recbole_utils_module
 from recbole.config import Config
 from recbole.utils import ModelType
 
+from recbole_llmemf.candidates import fixed_candidate_samplers
+from recbole_llmemf.evaluation import domain_aware
+from recbole_llmemf.features import LLMEMFDataset
 from recbole_llmemf.metrics import register_metrics
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
@@ -39,8 +44,6 @@ def register() -> None:
         # utils.get_model looks for recbole.model.<family>.<lower-case name> (utils.py L74-78)
         alias = f"recbole.model.sequential_recommender.{name.lower()}"
         sys.modules.setdefault(alias, importlib.import_module(module_path))
-    from recbole_llmemf.features import LLMEMFDataset
-
     # create_dataset picks recbole.data.dataset.<Model>Dataset when it exists (data/utils.py L41)
     recbole_datasets.LLMEMFDataset = LLMEMFDataset
     _wrap(Config, "_load_internal_config_dict", _load_our_yaml_files)
@@ -92,14 +95,10 @@ def _fixed_candidates_when_asked(create_samplers: Callable, config, dataset, bui
     samplers = create_samplers(config, dataset, built_datasets)
     if not config["fixed_candidates"]:
         return samplers
-    from recbole_llmemf.candidates import fixed_candidate_samplers
-
     return fixed_candidate_samplers(config, dataset, built_datasets, samplers)
 
 
 def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):
-    from recbole_llmemf.evaluation import domain_aware
-
     return domain_aware(get_trainer(model_type, model_name))
 
 
