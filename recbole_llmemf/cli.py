@@ -78,7 +78,7 @@ def build_demo_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-path", default="dataset", help="where the dataset folder is written"
     )
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
+    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
     parser.add_argument(
         "--ablation",
         choices=["full", "ids", "no-image", "no-text"],
