@@ -80,6 +80,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
     parser.add_argument(
+        "--users", type=int, default=1500, help="users of a newly generated dataset"
+    )
+    parser.add_argument(
         "--ablation",
         choices=["full", "ids", "no-image", "no-text"],
         default="full",
@@ -107,7 +110,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
 
     from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
 
-    spec = SyntheticSpec()
+    spec = SyntheticSpec(n_users=args.users)
     if not (Path(args.data_path) / spec.name / f"{spec.name}.yaml").is_file():  # written last
         print(f"generating {generate(spec, args.data_path)}")
     config = {

@@ -115,3 +115,18 @@ def test_checkpoint_reload_is_trusted_only_inside_recbole_calls(tmp_path):
         assert isinstance(torch.load(path)["config"], Pickled)
     with pytest.raises(Exception, match="weights_only"):
         torch.load(path)
+
+
+def test_demo_command_generates_data_trains_and_prints_domains(tmp_path, capsys):
+    from recbole_llmemf.cli import demo_main
+
+    assert demo_main(["--users=60", "--epochs=1", f"--data-path={tmp_path / 'data'}"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "data" / "llmemf_demo" / "llmemf_demo.yaml").is_file()
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.splitlines()
+        if line[:5] in ("Movie", "Book ", "all  ")
+    }
+    assert set(rows) == {"Movie", "Book", "all"}
+    assert all(0 <= float(value) <= 1 for values in rows.values() for value in values)
