@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import statistics
@@ -52,26 +53,24 @@ class Run:
     eval_seconds: list[float] = field(default_factory=list)
 
 
+def _timed(function, seconds: list[float]):
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    return timed
+
+
 @contextlib.contextmanager
 def stopwatch(run: Run) -> Iterator[None]:
     """Time RecBole's training epochs and our (outer) evaluations while ``run`` trains."""
     train_epoch, evaluate = Trainer._train_epoch, DomainAwareEvaluation.evaluate
-
-    def timed_train_epoch(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return train_epoch(self, *args, **kwargs)
-        finally:
-            run.epoch_seconds.append(time.perf_counter() - start)
-
-    def timed_evaluate(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return evaluate(self, *args, **kwargs)
-        finally:
-            run.eval_seconds.append(time.perf_counter() - start)
-
-    Trainer._train_epoch, DomainAwareEvaluation.evaluate = timed_train_epoch, timed_evaluate
+    Trainer._train_epoch = _timed(train_epoch, run.epoch_seconds)
+    DomainAwareEvaluation.evaluate = _timed(evaluate, run.eval_seconds)
     try:
         yield
     finally:
