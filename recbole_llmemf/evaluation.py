@@ -5,7 +5,10 @@ target item's domain only and report each domain apart. ``domain_aware(TrainerCl
 any RecBole trainer (the sequential ``Trainer`` and ItemKNN's ``TraditionalTrainer`` alike): the
 evaluation data is split by the target item's domain, each part is evaluated by RecBole's own
 collector and metrics with other-domain items masked out, and the parts are combined. Early
-stopping then uses the same domain-restricted metric as the test.
+stopping then uses the same domain-restricted metric as the test. Two more rules make models
+comparable: in full ranking, a sequential model's case hides its earlier items as RecBole already
+does for general models (:func:`mask_history`); with sampled candidates, each case is scored by one
+``full_sort_predict`` instead of RecBole's 1 + N ``predict`` rows (same scores, far less work).
 
 Enabled when the config names a ``domain_field``; otherwise the trainer behaves as RecBole's.
 """
