@@ -57,7 +57,7 @@ def candidate_path(config, phase: str, num: int) -> Path:
 def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
     """Replace the valid and test samplers of ``create_samplers``' result by file-backed ones."""
     train_sampler, valid_sampler, test_sampler = samplers
-    interacted = _interacted_items(built_datasets)
+    interacted = None  # only needed to draw, not to read an existing file
     replaced = []
     for phase, eval_dataset, base in (
         ("valid", built_datasets[1], valid_sampler),
@@ -66,6 +66,7 @@ def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
         num = config[f"{phase}_neg_sample_args"]["sample_num"]
         path = candidate_path(config, phase, num)
         if not path.is_file():
+            interacted = interacted or _interacted_items(built_datasets)
             _draw_candidates(config, dataset, eval_dataset, interacted, num, path)
         replaced.append(FixedCandidateSampler(phase, path, _read_candidates(dataset, path), base))
     return train_sampler, *replaced
