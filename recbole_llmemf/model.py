@@ -91,6 +91,13 @@ class LLMEMF(SequentialRecommender):
         if len(self.domain_names) != 2:
             raise ValueError(f"LLMEMF needs exactly 2 domains, got {self.domain_names}")
         self.register_buffer("item_domain", item_domain, persistent=False)  # [n_items], pad -1
+        position_in_domain = torch.full_like(item_domain, -1)  # column of each item in its domain
+        for domain in range(2):
+            items = torch.nonzero(item_domain == domain).squeeze(1)
+            position_in_domain[items] = torch.arange(len(items))
+            self.register_buffer(f"domain_{domain}_items", items, persistent=False)
+        self.register_buffer("position_in_domain", position_in_domain, persistent=False)
+        self._eval_item_rows = None
 
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)  # E_id
         self.adaptor = nn.ModuleDict()
@@ -177,13 +184,48 @@ class LLMEMF(SequentialRecommender):
         has_vector = getattr(self, f"has_{modality}")[items].unsqueeze(-1)
         return torch.where(has_vector, vectors, self.missing_embedding[modality])
 
-    def item_matrix(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised item rows of one modality, all items or ``items`` only; missing rows are 0."""
-        if modality == "id":
-            weight = self.item_embedding.weight if items is None else self.item_embedding(items)
-            return F.normalize(weight, dim=-1)
-        matrix = getattr(self, f"{modality}_matrix")
-        return matrix if items is None else matrix[items]
+    def fused_queries(self, reps: torch.Tensor) -> torch.Tensor:
+        """Queries whose dot product with :meth:`fused_items` is the fused cosine of Eq. 8.
+
+        ``cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|`` for a frozen modality: dividing the
+        query by its norm and appending ``1 / norm`` folds the norm, the weight alpha or beta and
+        the head's bias into one matmul over all modalities, so no score matrix is built per
+        modality. Empty sub-sequences (zero reps) keep the scores they had: ``cos(b, e)``.
+
+        Args:
+            reps: ``[3, M, B, H]`` from :meth:`forward`.
+
+        Returns:
+            ``[3, B, K]`` with ``K = H + (M - 1) * (H + 1)``.
+        """
+        parts = []
+        for index, modality in enumerate(self.modalities):
+            query, weight = reps[:, index], self.modality_weight[modality]
+            if modality == "id":
+                parts.append(weight * F.normalize(query, dim=-1))
+                continue
+            norm = self.head[modality](query).norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            parts += [weight * query / norm, weight / norm]
+        return torch.cat(parts, dim=-1)
+
+    def fused_items(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item rows matching :meth:`fused_queries`: ``[n_items, K]``, or ``[B, K]`` for ``items``.
+
+        The frozen rows are projected to the hidden width (``e W`` and ``e . b``) rather than the
+        queries lifted to the frozen width: ``n_items * D * H`` against ``3 * B * D * n_items``.
+        Items without a vector have zero rows, so they score 0 in that modality.
+        """
+        parts = []
+        for modality in self.modalities:
+            if modality == "id":
+                weight = self.item_embedding.weight if items is None else self.item_embedding(items)
+                parts.append(F.normalize(weight, dim=-1))
+                continue
+            matrix = getattr(self, f"{modality}_matrix")
+            matrix = matrix if items is None else matrix[items]
+            head = self.head[modality]
+            parts += [matrix @ head.weight, (matrix @ head.bias).unsqueeze(-1)]
+        return torch.cat(parts, dim=-1)
 
     def scores(self, reps: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         """Fused cosine scores ``P_id + alpha * P_img + beta * P_txt`` (Eq. 3, 5-8).
@@ -195,38 +237,28 @@ class LLMEMF(SequentialRecommender):
         Returns:
             ``[3, B, n_items]`` or ``[3, B]``.
         """
-        fused = 0
-        for index, modality in enumerate(self.modalities):
-            query = reps[:, index]  # [3 B H]
-            matrix = self.item_matrix(modality, items)  # [n_items D] or [B D], rows normalised
-            if modality == "id":
-                norm, offset = query.norm(dim=-1, keepdim=True), 0.0
-            else:
-                # cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|: projecting the items to the
-                # hidden width once costs n_items*D*H, against 3*B*D*n_items to lift the queries
-                head = self.head[modality]
-                norm = head(query).norm(dim=-1, keepdim=True)
-                matrix, offset = matrix @ head.weight, matrix @ head.bias  # [.. H], [..]
-            norm = norm.clamp_min(1e-12)  # F.normalize's epsilon
-            if items is None:
-                cosine = (query @ matrix.T + offset) / norm  # [3 B n_items]
-            else:
-                cosine = ((query * matrix).sum(-1) + offset) / norm.squeeze(-1)  # [3 B]
-            fused = fused + self.modality_weight[modality] * cosine
-        return fused
+        queries = self.fused_queries(reps)
+        if items is None:
+            return queries @ self.fused_items().T
+        return (queries * self.fused_items(items)).sum(-1)
 
     def calculate_loss(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         target = interaction[self.POS_ITEM_ID]
         target_domain = self.item_domain[target]  # [B]
-        logits = self.scores(reps) / self.temperature  # [3 B n_items]
-        in_domain = self.item_domain.unsqueeze(0) == target_domain.unsqueeze(1)  # [B n_items]
-        logits = logits.masked_fill(~in_domain, float("-inf"))
-        rows = torch.arange(len(target), device=target.device)
-        own, other = logits[target_domain, rows], logits[1 - target_domain, rows]  # [B n_items]
-        loss_merged = F.cross_entropy(logits[MERGED], target)
-        loss_own = F.cross_entropy(own, target)
-        loss_other = F.cross_entropy(other, target)
+        queries = self.fused_queries(reps) / self.temperature  # [3 B K]
+        item_rows = self.fused_items()  # [n_items K]
+        summed = queries.new_zeros(3)
+        # Rows are scored against their target's domain only (Eq. 12), which halves the logits.
+        for domain in range(2):
+            items = getattr(self, f"domain_{domain}_items")
+            rows = torch.nonzero(target_domain == domain).squeeze(1)
+            sequences = [MERGED, domain, 1 - domain]  # merged, own, other (Eq. 9)
+            logits = queries[sequences][:, rows] @ item_rows[items].T  # [3 B_d n_d]
+            column = self.position_in_domain[target[rows]].repeat(3)
+            loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
+            summed = summed + loss.view(3, -1).sum(1)
+        loss_merged, loss_own, loss_other = summed / len(target)
         # a tuple, so that RecBole's trainer logs each term of Eq. 10
         return (
             loss_merged,
@@ -235,10 +267,27 @@ class LLMEMF(SequentialRecommender):
         )
 
     def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
-        """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one."""
+        """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
+
+        Linear in the scores, so it applies to :meth:`fused_queries` as well.
+        """
         rows = torch.arange(scores.shape[1], device=scores.device)
         own, other = scores[target_domain, rows], scores[1 - target_domain, rows]
         return own + self.eval_weight * (other + scores[MERGED])
+
+    def eval_item_rows(self) -> torch.Tensor:
+        """:meth:`fused_items` of all items, computed once per set of weights while evaluating.
+
+        The cache is keyed on each parameter's storage and version counter: every in-place update
+        (optimizer step, ``load_state_dict``) bumps the version and ``.to(device)`` moves the
+        storage, so it cannot go stale.
+        """
+        if self.training or torch.is_grad_enabled():
+            return self.fused_items()
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._eval_item_rows is None or self._eval_item_rows[0] != key:
+            self._eval_item_rows = (key, self.fused_items())
+        return self._eval_item_rows[1]
 
     def predict(self, interaction):
         """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
@@ -249,6 +298,7 @@ class LLMEMF(SequentialRecommender):
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
-        fused = self.fuse_for_target(self.scores(reps), target_domain)  # [B n_items]
-        in_target = self.item_domain.unsqueeze(0) == target_domain.unsqueeze(1)
-        return fused.masked_fill(~in_target, float("-inf"))  # Eq. 12: rank within T only
+        query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
+        scores = query @ self.eval_item_rows().T  # [B n_items], the only matrix of that size
+        other_domain = self.item_domain.unsqueeze(0) != target_domain.unsqueeze(1)
+        return scores.masked_fill_(other_domain, float("-inf"))  # Eq. 12: rank within T only

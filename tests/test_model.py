@@ -177,3 +177,21 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     elsewhere = {"train_neg_sample_args", "image_feature_suffix", "text_feature_suffix"}
     # domain_field comes from the dataset yaml, since every model's evaluation needs it
     assert ours.keys - base.keys - {"domain_field"} == set(model_yaml) - elsewhere
+
+
+def test_evaluation_reuses_item_rows_until_a_weight_changes(built):
+    _, model, train_data = built
+    model.eval()
+    batch = next(iter(train_data))
+    with torch.no_grad():
+        first = model.full_sort_predict(batch)
+        cached = model.eval_item_rows()
+        assert model.eval_item_rows() is cached
+        model.item_embedding.weight.mul_(-1)  # an in-place update, as an optimizer step makes
+        changed = model.full_sort_predict(batch)
+        torch.testing.assert_close(model.eval_item_rows(), model.fused_items())
+    finite = torch.isfinite(first)
+    assert not torch.allclose(first[finite], changed[finite])
+    reps = model.forward(batch["item_id_list"], batch["item_length"])
+    expected = model.fuse_for_target(model.scores(reps), model.item_domain[batch["item_id"]])
+    torch.testing.assert_close(changed[finite], expected[finite], rtol=1e-4, atol=1e-5)
