@@ -1,12 +1,15 @@
 """LLMEMF against SASRec at the same hidden size and batch size: train and full-ranking time, memory.
 
-    python benchmarks/epoch_time.py --users 20000 --items-per-group 2000 --batches 20
+    python benchmarks/epoch_time.py --users 60000 --items-per-group 4200 --batches 10
+    python benchmarks/epoch_time.py --users 60000 --items-per-group 4200 --batches 50 --device cuda --amp
 
-Generates a synthetic two-domain dataset (``--items-per-group`` x 12 groups per domain; 2000 gives
-24k + 24k items, Movie-Book has about 37k + 64k), then measures each model in its own process:
+Generates a synthetic two-domain dataset (``--items-per-group`` x 12 groups per domain; 4200 gives
+50.4k + 50.4k items, Movie-Book has about 37k + 64k), then measures each model in its own process:
 seconds per training batch (forward, backward, Adam step) over ``--batches`` batches, seconds per
-full-ranking evaluation batch through RecBole's trainer, and the process's peak resident memory.
-Per-batch times stand in for epoch times: both models see the same batches. Prints figures last.
+full-ranking evaluation batch through RecBole's trainer, and peak memory: the process's resident
+memory, and on CUDA the GPU memory PyTorch allocated. ``--amp`` trains under autocast with a gradient
+scaler, as RecBole's ``enable_amp`` / ``enable_scaler`` do. Per-batch times stand in for epoch
+times: both models see the same batches. Prints figures last.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import time
 from itertools import islice
 
 
-def measure(model_name: str, data_path: str, hidden: int, batches: int) -> dict:
+def measure(
+    model_name: str, data_path: str, hidden: int, batches: int, device: str, amp: bool
+) -> dict:
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -39,32 +44,56 @@ def measure(model_name: str, data_path: str, hidden: int, batches: int) -> dict:
             "inner_size": hidden,
             "state": "WARNING",
             "show_progress": False,
-            "use_gpu": False,
+            "use_gpu": device == "cuda",
         },
     )
     init_seed(config["seed"], True)
     train_data, _, test_data = data_preparation(config, create_dataset(config))
-    model = get_model(model_name)(config, train_data._dataset)
+    model = get_model(model_name)(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    start = time.perf_counter()
-    for batch in islice(train_data, batches):
-        loss = model.calculate_loss(batch)
-        loss = sum(loss) if isinstance(loss, tuple) else loss
+    scaler = torch.amp.GradScaler(device, enabled=amp)
+
+    def train_step(batch) -> None:
+        with torch.autocast(device_type=device, enabled=amp):
+            loss = model.calculate_loss(batch.to(config["device"]))
+            loss = sum(loss) if isinstance(loss, tuple) else loss
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    train_s = (time.perf_counter() - start) / batches
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    # one untimed batch each for warm-up (allocator, CUDA context, cached eval item rows)
+    model.train()
+    train_batches = list(islice(train_data, batches + 1))
+    train_step(train_batches[0])
+    start = _synchronized_clock(device)
+    for batch in train_batches[1:]:
+        train_step(batch)
+    train_s = (_synchronized_clock(device) - start) / batches
     model.eval()
     trainer.tot_item_num = test_data._dataset.item_num
-    start = time.perf_counter()
+    eval_batches = list(islice(test_data, batches + 1))
     with torch.no_grad():
-        for batch in islice(test_data, batches):
+        trainer._full_sort_batch_eval(eval_batches[0])
+        start = _synchronized_clock(device)
+        for batch in eval_batches[1:]:
             trainer._full_sort_batch_eval(batch)
-    eval_s = (time.perf_counter() - start) / batches
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"train_s_per_batch": train_s, "eval_s_per_batch": eval_s, "peak_rss_gib": peak_gib}
+        eval_s = (_synchronized_clock(device) - start) / batches
+    figures = {"train_s_per_batch": train_s, "eval_s_per_batch": eval_s}
+    figures["threads"] = torch.get_num_threads()
+    figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if device == "cuda":
+        figures["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return figures
+
+
+def _synchronized_clock(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def main() -> None:
@@ -76,10 +105,13 @@ def main() -> None:
         "--feature-dim", type=int, default=512, help="width of the frozen vectors (CLIP: 512)"
     )
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--amp", action="store_true", help="mixed precision training (CUDA)")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "DATA_PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.worker[0], args.worker[1], args.hidden, args.batches)))
+        figures = measure(*args.worker, args.hidden, args.batches, args.device, args.amp)
+        print(json.dumps(figures))
         return
     from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
 
@@ -101,11 +133,18 @@ def main() -> None:
                 folder,
                 f"--hidden={args.hidden}",
                 f"--batches={args.batches}",
-            ]
-            out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=folder)
+                f"--device={args.device}",
+            ] + (["--amp"] if args.amp else [])
+            out = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+            if out.returncode:
+                sys.exit(f"{model} failed:\n{out.stderr[-4000:]}")
             figures[model] = json.loads(out.stdout.strip().splitlines()[-1])
     items = 2 * 12 * args.items_per_group
+    precision = "amp" if args.amp else "fp32"
     print(f"catalog: {items} items, {args.users} users, hidden {args.hidden}, batch 256")
+    threads = figures["SASRec"].pop("threads")
+    figures["LLMEMF"].pop("threads")
+    print(f"device: {args.device}, {precision}, torch threads: {threads}")
     for model, values in figures.items():
         for key, value in values.items():
             print(f"{model}_{key}: {value:.3f}")
@@ -116,7 +155,8 @@ def main() -> None:
     print(
         f"eval_time_ratio_LLMEMF_over_SASRec: {emf['eval_s_per_batch'] / sas['eval_s_per_batch']:.2f}"
     )
-    print(f"peak_memory_ratio_LLMEMF_over_SASRec: {emf['peak_rss_gib'] / sas['peak_rss_gib']:.2f}")
+    memory = "peak_gpu_gib" if args.device == "cuda" else "peak_rss_gib"
+    print(f"peak_memory_ratio_LLMEMF_over_SASRec: {emf[memory] / sas[memory]:.2f}")
 
 
 if __name__ == "__main__":

@@ -104,8 +104,29 @@ def allow_recbole_checkpoint_reload() -> None:
     quick_start_package.load_data_and_model = trusted
 
 
+def honour_use_gpu() -> None:
+    """RecBole 1.2 documents ``use_gpu`` but picks CUDA whenever one is visible and ``gpu_id`` is
+    set (configurator.py L490): ``use_gpu: False`` then still trains on the GPU while a model built
+    by hand stays on the CPU. The device is set to the CPU where ``use_gpu`` is False."""
+    from recbole.config import Config
+
+    original = Config._init_device
+    if getattr(original, "_llmemf_use_gpu", False):
+        return
+
+    @functools.wraps(original)
+    def init_device(self) -> None:
+        original(self)
+        if not self.final_config_dict.get("use_gpu", True):
+            self.final_config_dict["device"] = torch.device("cpu")
+
+    init_device._llmemf_use_gpu = True
+    Config._init_device = init_device
+
+
 def apply() -> None:
     """Apply every fix; order matters: numpy and ray before RecBole's modules are imported."""
     restore_numpy_aliases()
     stub_broken_ray()
     allow_recbole_checkpoint_reload()
+    honour_use_gpu()

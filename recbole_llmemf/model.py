@@ -190,7 +190,7 @@ class LLMEMF(SequentialRecommender):
         ``cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|`` for a frozen modality: dividing the
         query by its norm and appending ``1 / norm`` folds the norm, the weight alpha or beta and
         the head's bias into one matmul over all modalities, so no score matrix is built per
-        modality. Empty sub-sequences (zero reps) keep the scores they had: ``cos(b, e)``.
+        modality. An empty sub-sequence (zero rep) scores 0 on every item in every modality.
 
         Args:
             reps: ``[3, M, B, H]`` from :meth:`forward`.
@@ -204,8 +204,11 @@ class LLMEMF(SequentialRecommender):
             if modality == "id":
                 parts.append(weight * F.normalize(query, dim=-1))
                 continue
-            norm = self.head[modality](query).norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            parts += [weight * query / norm, weight / norm]
+            # the norm in float32: under mixed precision a float16 norm underflows to 0
+            norm = self.head[modality](query).float().norm(dim=-1, keepdim=True)
+            present = query.ne(0).any(dim=-1, keepdim=True)
+            scale = weight * present / norm.clamp_min(1e-12)
+            parts += [scale * query, scale]
         return torch.cat(parts, dim=-1)
 
     def fused_items(self, items: torch.Tensor | None = None) -> torch.Tensor:

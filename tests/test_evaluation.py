@@ -197,14 +197,21 @@ def test_every_model_scores_the_candidates_of_the_file(tiny_dataset, monkeypatch
 
 
 @pytest.mark.parametrize("model_name", ["LLMEMF", "SASRec", "BPR"])
-def test_sampled_scores_from_full_sort_equal_recbole_predict_path(tiny_dataset, monkeypatch, model_name):
+def test_sampled_scores_from_full_sort_equal_recbole_predict_path(
+    tiny_dataset, monkeypatch, model_name
+):
     config = Config(
         model=model_name,
         dataset="tiny",
         config_dict={
             **tiny_dataset.config,
             "protocol": "sampled999",
-            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni5"},
+            "eval_args": {
+                "split": {"LS": "valid_and_test"},
+                "order": "TO",
+                "group_by": "user",
+                "mode": "uni5",
+            },
         },
     )
     dataset = create_dataset(config)

@@ -91,6 +91,15 @@ def test_numpy_aliases_restored():
     assert np.float_ is np.float64 and np.unicode_ is np.str_
 
 
+@pytest.mark.parametrize("use_gpu", [False, True])
+def test_use_gpu_decides_the_device_when_cuda_is_visible(use_gpu, tiny_dataset, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # Config rewrites it; restored afterwards
+    config_dict = {**tiny_dataset.config, "use_gpu": use_gpu}
+    config = Config(model="LLMEMF", dataset=tiny_dataset.name, config_dict=config_dict)
+    assert config["device"].type == ("cuda" if use_gpu else "cpu")
+
+
 def test_broken_ray_is_stubbed_and_fails_only_when_used(monkeypatch):
     for name in [n for n in sys.modules if n == "ray" or n.startswith("ray.")]:
         monkeypatch.delitem(sys.modules, name)
