@@ -4,9 +4,10 @@ Items of both domains belong to latent taste groups shared across domains; each 
 two groups and walks along a group's items in order, switching domain now and then. So:
 - cross-domain taste: a user's items in X tell which group they like in Y;
 - order: the next item is most often the successor of the user's last item of that domain;
-- features: image and text vectors are noisy copies of the item's group centroid (text also encodes
-  the item's place in its group), some items have none; a noisier "title only" text stands for
-  text without LLM enrichment (the paper's ablation).
+- features: image and text vectors are noisy copies of the item's group centroid plus a code of the
+  item's place on its group's walk, so neighbours in feature space are what comes next; some items
+  have none; a noisier "title only" text without the place code stands for text without LLM
+  enrichment (the paper's ablation).
 Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.itememb_img``,
 ``.itememb_txt``, ``.itememb_txtraw``, and the dataset's yaml beside them (loaded for every model by the registry).
 """
@@ -47,6 +48,7 @@ class SyntheticSpec:
     feature_dim: int = 64
     missing_image: float = 0.1  # share of items without an image vector
     missing_text: float = 0.05
+    place_frequencies: int = 16  # of the place codes; more frequencies, sharper neighbourhoods
     seed: int = 2026
 
 
@@ -82,7 +84,7 @@ def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Gen
     shared = rng.normal(
         size=(spec.n_groups, spec.feature_dim)
     )  # what a group's X and Y items share
-    direction = rng.normal(size=(spec.n_groups, spec.feature_dim))
+    place = _place_codes(spec, rng)  # [items_per_group, feature_dim]
     for kind, missing, suffix in (
         ("img", spec.missing_image, "itememb_img"),
         ("txt", spec.missing_text, "itememb_txt"),
@@ -92,8 +94,7 @@ def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Gen
             if rng.random() < missing:
                 continue
             vector = shared[g] + 0.7 * centroids[d, g] + 0.6 * rng.normal(size=spec.feature_dim)
-            if kind == "txt":
-                vector += 1.5 * direction[g] * r / spec.items_per_group
+            vector += place[r]
             rows.append((token, " ".join(f"{v:.5f}" for v in vector / np.linalg.norm(vector))))
         write_atomic_file(
             folder / f"{spec.name}.{suffix}",
@@ -112,6 +113,21 @@ def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Gen
     write_atomic_file(
         folder / f"{spec.name}.itememb_txtraw", ["item_id:token", "txtraw_emb:float_seq"], rows
     )
+
+
+def _place_codes(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
+    """``[items_per_group, feature_dim]`` codes of the places on a group's walk.
+
+    Each code holds several frequencies of one circle, so that two codes are close only for places
+    a step or two apart: an item's vectors then tell what tends to come after it, which IDs of
+    rarely seen items cannot. The codes have the norm of a standard normal vector.
+    """
+    n_frequencies = min(spec.place_frequencies, spec.feature_dim // 4)
+    angle = 2 * np.pi * np.arange(spec.items_per_group) / spec.items_per_group
+    phases = np.outer(angle, np.arange(1, n_frequencies + 1))
+    waves = np.concatenate([np.cos(phases), np.sin(phases)], axis=1)
+    basis = np.linalg.qr(rng.normal(size=(spec.feature_dim, 2 * n_frequencies)))[0]
+    return waves @ basis.T * np.sqrt(spec.feature_dim / n_frequencies)
 
 
 def _write_interactions(path: Path, spec: SyntheticSpec, items, rng: np.random.Generator) -> None:

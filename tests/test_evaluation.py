@@ -118,18 +118,20 @@ def test_scorer_preferring_other_domain_is_ranked_within_the_target_domain(hand_
     assert groups == {"A/both", "A/target-only", "A/other-only", "B/both", "B/other-only"}
 
 
+# the sampled protocol with 5 negatives, so that RecBole's own uni-N path can score it too
+SAMPLED_5 = {
+    "protocol": "sampled999",
+    "eval_args": {
+        "split": {"LS": "valid_and_test"},
+        "order": "TO",
+        "group_by": "user",
+        "mode": "uni5",
+    },
+}
+
+
 def run_sampled(tiny_dataset, model, **extra):
-    config = {
-        **tiny_dataset.config,
-        "protocol": "sampled999",
-        "eval_args": {
-            "split": {"LS": "valid_and_test"},
-            "order": "TO",
-            "group_by": "user",
-            "mode": "uni5",
-        },
-        **extra,
-    }
+    config = {**tiny_dataset.config, **SAMPLED_5, **extra}
     return run_recbole(model=model, dataset="tiny", config_dict=config, saved=False)
 
 
@@ -203,16 +205,7 @@ def test_sampled_scores_from_full_sort_equal_recbole_predict_path(
     config = Config(
         model=model_name,
         dataset="tiny",
-        config_dict={
-            **tiny_dataset.config,
-            "protocol": "sampled999",
-            "eval_args": {
-                "split": {"LS": "valid_and_test"},
-                "order": "TO",
-                "group_by": "user",
-                "mode": "uni5",
-            },
-        },
+        config_dict={**tiny_dataset.config, **SAMPLED_5},
     )
     dataset = create_dataset(config)
     _, _, test_data = data_preparation(config, dataset)
