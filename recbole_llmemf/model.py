@@ -250,14 +250,12 @@ class LLMEMF(SequentialRecommender):
         target = interaction[self.POS_ITEM_ID]
         target_domain = self.item_domain[target]  # [B]
         queries = self.fused_queries(reps) / self.temperature  # [3 B K]
-        item_rows = self.fused_items()  # [n_items K]
         summed = queries.new_zeros(3)
         # Rows are scored against their target's domain only (Eq. 12), which halves the logits.
-        for domain in range(2):
-            items = getattr(self, f"domain_{domain}_items")
+        for domain, item_rows in enumerate(self.domain_item_rows()):
             rows = torch.nonzero(target_domain == domain).squeeze(1)
             sequences = [MERGED, domain, 1 - domain]  # merged, own, other (Eq. 9)
-            logits = queries[sequences][:, rows] @ item_rows[items].T  # [3 B_d n_d]
+            logits = queries[sequences][:, rows] @ item_rows.T  # [3 B_d n_d]
             column = self.position_in_domain[target[rows]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
@@ -278,19 +276,23 @@ class LLMEMF(SequentialRecommender):
         own, other = scores[target_domain, rows], scores[1 - target_domain, rows]
         return own + self.eval_weight * (other + scores[MERGED])
 
-    def eval_item_rows(self) -> torch.Tensor:
-        """:meth:`fused_items` of all items, computed once per set of weights while evaluating.
+    def domain_item_rows(self) -> list[torch.Tensor]:
+        """:meth:`fused_items` of each domain's items, ``[n_d, K]`` per domain.
 
-        The cache is keyed on each parameter's storage and version counter: every in-place update
-        (optimizer step, ``load_state_dict``) bumps the version and ``.to(device)`` moves the
-        storage, so it cannot go stale.
+        While evaluating they are computed once per set of weights. The cache is keyed on each
+        parameter's storage and version counter: every in-place update (optimizer step,
+        ``load_state_dict``) bumps the version and ``.to(device)`` moves the storage, so it cannot
+        go stale.
         """
         if self.training or torch.is_grad_enabled():
-            return self.fused_items()
+            return self._split_by_domain(self.fused_items())
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())
         if self._eval_item_rows is None or self._eval_item_rows[0] != key:
-            self._eval_item_rows = (key, self.fused_items())
+            self._eval_item_rows = (key, self._split_by_domain(self.fused_items()))
         return self._eval_item_rows[1]
+
+    def _split_by_domain(self, item_rows: torch.Tensor) -> list[torch.Tensor]:
+        return [item_rows[getattr(self, f"domain_{domain}_items")] for domain in range(2)]
 
     def predict(self, interaction):
         """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
@@ -302,6 +304,14 @@ class LLMEMF(SequentialRecommender):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
         query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
-        scores = query @ self.eval_item_rows().T  # [B n_items], the only matrix of that size
-        other_domain = self.item_domain.unsqueeze(0) != target_domain.unsqueeze(1)
-        return scores.masked_fill_(other_domain, float("-inf"))  # Eq. 12: rank within T only
+        scores = query.new_empty(len(query), self.n_items)
+        # Each row is scored against its target domain's items only, -inf elsewhere (Eq. 12).
+        for domain, item_rows in enumerate(self.domain_item_rows()):
+            rows = torch.nonzero(target_domain == domain).squeeze(1)
+            in_domain = query[rows] @ item_rows.T  # [B_d n_d]
+            block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
+            block.index_copy_(1, getattr(self, f"domain_{domain}_items"), in_domain)
+            if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time
+                return block
+            scores.index_copy_(0, rows, block)
+        return scores

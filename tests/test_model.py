@@ -138,6 +138,9 @@ def test_full_sort_never_ranks_other_domain_items(built):
     assert torch.isfinite(scores[~other]).all()
     per_item = model.predict(batch)  # the target item of each row, same fusion (Eq. 11)
     torch.testing.assert_close(per_item, scores.gather(1, batch["item_id"][:, None]).squeeze(1))
+    for domain in range(2):  # as the domain-aware trainer calls it: one target domain per batch
+        rows = torch.nonzero(target_domain == domain).squeeze(1)
+        torch.testing.assert_close(model.full_sort_predict(batch[rows]), scores[rows])
 
 
 def test_training_step_moves_ids_not_frozen_features(built):
@@ -191,11 +194,13 @@ def test_evaluation_reuses_item_rows_until_a_weight_changes(built):
     batch = next(iter(train_data))
     with torch.no_grad():
         first = model.full_sort_predict(batch)
-        cached = model.eval_item_rows()
-        assert model.eval_item_rows() is cached
+        cached = model.domain_item_rows()
+        assert model.domain_item_rows() is cached
         model.item_embedding.weight.mul_(-1)  # an in-place update, as an optimizer step makes
         changed = model.full_sort_predict(batch)
-        torch.testing.assert_close(model.eval_item_rows(), model.fused_items())
+        for domain, item_rows in enumerate(model.domain_item_rows()):
+            items = getattr(model, f"domain_{domain}_items")
+            torch.testing.assert_close(item_rows, model.fused_items(items))
     finite = torch.isfinite(first)
     assert not torch.allclose(first[finite], changed[finite])
     reps = model.forward(batch["item_id_list"], batch["item_length"])
