@@ -7,6 +7,7 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
+from recbole.evaluator import Collector
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.quick_start import run_recbole
 from recbole.trainer import Trainer
@@ -14,7 +15,7 @@ from recbole.utils import InputType, get_model, get_trainer
 
 from recbole_llmemf import evaluation
 from recbole_llmemf.candidates import FixedCandidateSampler, candidate_path
-from recbole_llmemf.evaluation import domain_aware
+from recbole_llmemf.evaluation import SortFreeCollector, domain_aware
 
 # user -> merged history; X items are domain "A", Y items domain "B"
 HISTORIES = {
@@ -215,3 +216,24 @@ def test_sampled_scores_from_full_sort_equal_recbole_predict_path(
     monkeypatch.setattr(evaluation, "_has_full_sort", lambda model: False)
     slow = trainer.evaluate(test_data, load_best_model=False)
     assert fast == pytest.approx(slow, abs=1e-4)
+
+
+def test_sort_free_ranks_equal_recbole_sorted_ranks(tiny_dataset):
+    """Ties, several positives per row, masked (-inf) items: the same rec.meanrank and rec.topk."""
+    config = Config(
+        model="LLMEMF",
+        dataset="tiny",
+        config_dict={**tiny_dataset.config, "metrics": ["FullMRR", "NDCG", "GAUC"]},
+    )
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (7, 40), generator=generator).float()  # many ties
+    scores[:, :5] = float("-inf")
+    positive_u = torch.tensor([0, 1, 1, 2, 3, 4, 5, 6, 6, 6])
+    positive_i = torch.tensor([7, 8, 30, 9, 10, 11, 12, 13, 20, 39])
+    collected = []
+    for collector in (Collector(config), SortFreeCollector(config)):
+        collector.eval_batch_collect(scores.clone(), None, positive_u, positive_i)
+        collected.append(collector.get_data_struct())
+    recbole, ours = collected
+    torch.testing.assert_close(ours.get("rec.meanrank"), recbole.get("rec.meanrank"))
+    torch.testing.assert_close(ours.get("rec.topk"), recbole.get("rec.topk"))
