@@ -27,12 +27,12 @@ from itertools import islice
 def measure(
     model_name: str, data_path: str, hidden: int, batches: int, device: str, amp: bool
 ) -> dict:
+    import recbole.utils
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
 
-    import recbole_llmemf  # noqa: F401  registers LLMEMF
+    import recbole_llmemf  # noqa: F401  registers LLMEMF and the domain-aware trainers
 
     sys.argv = sys.argv[:1]
     config = Config(
@@ -47,10 +47,11 @@ def measure(
             "use_gpu": device == "cuda",
         },
     )
-    init_seed(config["seed"], True)
+    recbole.utils.init_seed(config["seed"], True)
     train_data, _, test_data = data_preparation(config, create_dataset(config))
-    model = get_model(model_name)(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    model = recbole.utils.get_model(model_name)(config, train_data._dataset).to(config["device"])
+    # looked up now, not imported: a name imported before recbole_llmemf is RecBole's original
+    trainer = recbole.utils.get_trainer(config["MODEL_TYPE"], model_name)(config, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(device, enabled=amp)
 
