@@ -11,9 +11,10 @@ The first read also writes a binary copy beside the file, ``<file>.npy`` (float3
 later reads memory-map the copy while the text file still has that size and hash. Modification
 times are not trusted: ``rsync -a``, ``cp -p`` and ``tar x`` give a new file an old one. A binary
 copy alone is accepted too, for large catalogs. Items absent from the file get ``False`` in the
-mask; they are never given a zero vector that would look like data. We read these files ourselves instead of through RecBole's ``preload_weight``: that
-path zero-pads short vectors, silently adds unknown tokens as new items (``alias_of_item_id``),
-accepts NaN and duplicates, and would load the vectors for every baseline too.
+mask; they are never given a zero vector that would look like data. We read these files ourselves
+instead of through RecBole's ``preload_weight``: that path zero-pads short vectors, silently adds
+unknown tokens as new items (``alias_of_item_id``), accepts NaN and duplicates, and would load the
+vectors for every baseline too.
 
 ``check_files_before_loading`` checks a dataset's atomic files before RecBole reads them, for any
 model, when the config names a ``domain_field`` (``dataset_tools/checks.py``, ``loading_report``).
@@ -119,8 +120,9 @@ def _read_binary(path: str, known_items: set[str] | None) -> ItemVectors:
 
 
 def _write_binary(vectors: ItemVectors, key: dict) -> None:
-    """Best effort: a read-only dataset folder only costs the next read its speed. The key goes
-    first and last: an interrupted write leaves no key, so the next read parses the text again."""
+    """Best effort: a read-only dataset folder only costs the next read its speed. The old key is
+    removed first and the new one written last: an interrupted write leaves no key, so the next
+    read parses the text again."""
     from recbole_llmemf.dataset_tools._io import atomic_write
 
     try:

@@ -130,12 +130,20 @@ def split_data() -> CrossDomainData:
     return CrossDomainData("split", ("X", "Y"), items, interactions, cases, max_len=2)
 
 
-def test_split_layout_is_checked_on_loading(tmp_path, tiny_dataset):
+def test_split_layout_is_checked_on_loading(tmp_path, tiny_dataset, caplog):
     data = split_data()
     folder = amazon.write_dataset(data, tmp_path / "data", "test", {}, amazon.compute_stats(data))
     config = {**tiny_dataset.config, "data_path": str(tmp_path / "data")}
     dataset = create_dataset(Config(model="SASRec", dataset="split", config_dict=config))
     assert dataset.inter_num == 7  # train + valid + test cases
+    # text vectors for A000000001 only: the test targets are B000000001 and A000000001
+    (folder / "split.itememb_txt").write_text("item_id:token\ttxt_emb:float_seq\nA000000001\t1 0\n")
+    llmemf = {**config, "use_image": False, "use_text": True}
+    with caplog.at_level(logging.INFO, logger="recbole_llmemf.features"):
+        create_dataset(Config(model="LLMEMF", dataset="split", config_dict=llmemf))
+    assert (
+        "text vectors (split.itememb_txt): 3 of 4 items and 1 of 2 test targets have none (masked)"
+    ) in feature_messages(caplog)
     lines = (folder / "split.test.inter").read_text().splitlines()
     lines[2] = lines[2].replace("B000000002\tA000000001", "B000000002\tA000000009")
     (folder / "split.test.inter").write_text("\n".join(lines) + "\n")
@@ -250,7 +258,7 @@ def test_run_recbole_prints_data_errors_without_traceback(tiny_dataset, capsys):
 def test_bench_stops_on_a_data_error(tiny_dataset, tmp_path, capsys):
     expected = broken_tiny(tiny_dataset)
     argv = ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--models=SASRec,BPR",
-            f"--out={tmp_path / 'results'}"]  # fmt: skip
+            "--epochs=1", f"--out={tmp_path / 'results'}"]  # fmt: skip
     assert bench.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.endswith(expected) and "Traceback" not in captured.err
