@@ -53,7 +53,6 @@ ITEM_COLUMNS = {  # attribute of Item -> header of its column in <name>.item
     "description": "description:token_seq",
     "image_url": "image_url:token",
 }
-ITEM_COLUMNS_REQUIRED = (ITEM_COLUMNS["token"], ITEM_COLUMNS["domain"])
 EXAMPLES = 3  # examples quoted per failed check
 
 
