@@ -85,9 +85,10 @@ class CrossDomainData:
     max_len: int
     train_sequences: int = 0  # sequences the training cases were cut from
     notes: list[str] = field(default_factory=list)  # shown loudly in the output and stats file
-    # Read from a folder: no cases in the plain layout; no interactions when a split layout lacks
-    # <name>.inter; item tokens are ASINs only where our tools wrote the folder.
-    has_interactions: bool = True
+    # Read from a folder: no cases in the plain layout; time order unknown when a split layout
+    # lacks <name>.inter or its files a time field; item tokens are ASINs only where our tools
+    # wrote the folder.
+    timed: bool = True
     ids_are_asins: bool = True
     first_use: dict[str, str] = field(default_factory=dict)  # unlisted item -> "file:line"
 
@@ -337,11 +338,12 @@ def check_data(data: CrossDomainData) -> CheckReport:
         report.errors += errors
         report.warnings += warnings
         report.errors += check_leakage(data.cases)
-    if data.has_interactions:
+    if data.timed:
         report.errors += check_time_order(data)
     else:
         report.warnings.append(
-            f"no {data.name}.inter with every interaction: time order not checked"
+            f"time order not checked: {data.name}.inter with every interaction, or the "
+            "time field in the split files, is missing"
         )
     report.warnings += check_domains(data)
     return report
@@ -473,6 +475,7 @@ class _Reader:
         self.problems: list[str] = []
         self.known: set[str] = set()  # the item file's tokens, once read
         self.first_use: dict[str, str] = {}  # unknown item -> where first used
+        self.timed = True  # every row read so far had a time
 
     def rows(
         self, path: Path, source: str, required: Sequence[str]
@@ -534,7 +537,10 @@ class _Reader:
     def timestamp(self, row: dict[str, str], lineno: int) -> float:
         """The row's time, or its line number where the layout has no time field."""
         time = self.layout.time
-        return float(row[time]) if time and time in row else float(lineno)
+        if time and time in row:
+            return float(row[time])
+        self.timed = False
+        return float(lineno)
 
     def raise_problems(self) -> None:
         if self.problems:
@@ -615,7 +621,7 @@ def read_folder(
         interactions,
         cases,
         max_len,
-        has_interactions=read_plain,
+        timed=reader.timed and read_plain,
         ids_are_asins=_written_by_our_tools(layout.folder),
         first_use=reader.first_use,
     )

@@ -210,3 +210,21 @@ def test_help(module, capsys):
     assert exit_info.value.code == 0
     command = module.__name__.rsplit(".", 1)[-1].replace("checks", "check")
     assert f"usage: llmemf-data {command}" in capsys.readouterr().out
+
+
+def test_check_command_on_split_files_alone(tmp_path, capsys):
+    """RecBole reads only the split files: without <name>.inter or times the rest is checked."""
+    folder = write(good_data(), tmp_path)
+    (folder / "tiny.inter").unlink()
+    for split in ("train", "valid", "test"):
+        path = folder / f"tiny.{split}.inter"
+        lines = [line.rsplit("\t", 1)[0] for line in path.read_text().splitlines()]
+        path.write_text("\n".join(lines) + "\n")  # no timestamp column
+    assert checks.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "cases: 4 train, 1 valid, 2 test" in out
+    assert "warning: time order not checked" in out
+    with open(folder / "tiny.train.inter", "a", encoding="utf-8") as file:
+        file.write(f"u2\t{B1}\t{B2}\n")  # u2's valid target as a training target
+    assert checks.main([str(folder)]) == 1
+    assert "(leakage): user u2 valid target" in capsys.readouterr().out
