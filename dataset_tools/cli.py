@@ -6,6 +6,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from recbole_llmemf.errors import reports_data_errors
+
 SUBCOMMANDS = {
     "synthetic": ("synthetic", "generate the small offline two-domain demo dataset"),
     "amazon": ("amazon", "two raw Amazon domains -> RecBole cross-domain files"),
@@ -25,6 +27,7 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+@reports_data_errors
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

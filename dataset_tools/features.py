@@ -369,6 +369,13 @@ def text_of(item: ItemRecord, enrichment: str | None) -> str:
     return item.title or enrichment or ""
 
 
+def text_recipe(kind: str, enriched: dict[str, str]) -> str:
+    """What a text vector encodes, for the metadata: enrichment only where a file gave one."""
+    if kind == "txt" and enriched:
+        return "title. enrichment (the title alone for items without one)"
+    return "title only"
+
+
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
@@ -415,6 +422,7 @@ def run_job(
     with atomic_write(work_dir / "manifest.json") as file:
         json.dump(manifest, file, indent=2)
     n_todo = sum(len(items[chunk]) for chunk, _ in todo)
+    n_encoded = 0
     if len(todo) < len(shard_files):
         logger.info(
             "%s: %d of %d shards already done",
@@ -438,6 +446,7 @@ def run_job(
                     vectors = encoded
             ok = [t for t, r in zip(tokens, reasons) if not r]
             assert len(ok) == len(vectors), (len(ok), vectors.shape)
+            n_encoded += len(ok)
             with atomic_write(path, "wb") as file:
                 np.savez(
                     file,
@@ -448,13 +457,14 @@ def run_job(
                 )
             bar.update(len(tokens))
     seconds = time.perf_counter() - start_time
-    if n_todo:
+    if n_todo:  # the rate of items actually encoded: items without an input cost nothing
         logger.info(
-            "%s: %d items in %.1fs (%.1f items/s)",
+            "%s: %d items encoded in %.1fs (%.1f items/s); %d without a vector",
             job.kind,
-            n_todo,
+            n_encoded,
             seconds,
-            n_todo / max(seconds, 1e-9),
+            n_encoded / max(seconds, 1e-9),
+            n_todo - n_encoded,
         )
     for stale in work_dir.glob("shard_*.npz"):
         if stale not in shard_files:
@@ -616,9 +626,24 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         raise FeatureError(
             f"--text-encoder must be 'clip' or '{ST_PREFIX}<name>', got '{args.text_encoder}'"
         )
-    needs_clip = "img" in kinds or (not use_st and ({"txt", "txtraw"} & set(kinds)))
-    if needs_clip and not args.clip:
-        raise FeatureError("--clip is required for image vectors and for CLIP text vectors")
+    with_image = sum(bool(item.image_url) for item in items)
+    if "img" in kinds and not with_image and not args.image_dir:
+        logger.info("no item has an image reference (image_url) and no --image-dir: text only")
+        kinds.remove("img")
+        if not kinds:
+            raise FeatureError("nothing to do: no image references and --no-text")
+    if "img" in kinds and not args.clip:
+        refs = f"{with_image} items have an image_url" if with_image else "--image-dir is given"
+        raise FeatureError(
+            f"--clip is required for image vectors ({refs}): pass --clip <name or folder> (e.g. "
+            "openai/clip-vit-base-patch32), or --no-images for text vectors only"
+        )
+    if not use_st and {"txt", "txtraw"} & set(kinds) and not args.clip:
+        raise FeatureError(
+            "--clip is required for CLIP text vectors: pass --clip <name or folder>, or "
+            f"--text-encoder {ST_PREFIX}all-MiniLM-L6-v2 for text vectors without CLIP"
+        )
+    needs_clip = "img" in kinds or (not use_st and bool({"txt", "txtraw"} & set(kinds)))
 
     enriched, enrich_meta = {}, {}
     enriched_path = Path(args.enriched) if args.enriched else folder / f"{name}.enriched.tsv"
@@ -717,9 +742,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             "encoder": job.encoder_name,
             "dimension": int(dim if dim is not None else vectors.shape[1]),
             "normalized": bool(args.normalize),
-            "text": None
-            if kind == "img"
-            else ("title. enrichment" if kind == "txt" else "title only"),
+            "text": None if kind == "img" else text_recipe(kind, enriched),
             "window_tokens": None if kind == "img" else text_encoder.window,
             "long_text": None if kind == "img" else "token windows, token-weighted mean",
             "enrichment_model": enrich_meta.get("model") if kind == "txt" and enriched else None,
@@ -763,16 +786,29 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def enable_in_dataset_yaml(path: Path, outputs: dict[str, Path]) -> None:
-    """Set ``use_image`` / ``use_text: True`` in the dataset's yaml for the files just written;
-    every other line, comments included, stays as it was."""
-    keys = {"use_image" if kind == "img" else "use_text" for kind in outputs if kind != "txtraw"}
+    """Set ``use_image`` / ``use_text: True`` in the dataset's yaml for the files just written,
+    with a comment that says so (the old one said there were no vectors yet); every other line
+    stays as it was."""
+    keys = {
+        "use_image" if kind == "img" else "use_text": out
+        for kind, out in outputs.items()
+        if kind != "txtraw"
+    }
     if not keys or not path.is_file():
         return
     text = path.read_text(encoding="utf-8")
-    for key in sorted(keys):
-        text, found = re.subn(rf"^{key}:(\s*)\S+", rf"{key}:\g<1>True", text, flags=re.M)
-        if not found:
-            text = text.rstrip("\n") + f"\n{key}: True\n"
+    for key, out in sorted(keys.items()):
+        modality = "Image" if key == "use_image" else "Text"
+        comment = f"# (bool) {modality} vectors from {out.name}, written by `llmemf-data features`."
+        pattern = re.compile(rf"^{key}:[^\n]*$", flags=re.M)
+        match = pattern.search(text)
+        if match is None:
+            text = text.rstrip("\n") + f"\n{key}: True  {comment}\n"
+            continue
+        column = match.group(0).find("#")  # keep the file's comment column
+        value = f"{key}: True"
+        line = f"{value:<{column}}{comment}" if column > len(value) else f"{value}  {comment}"
+        text = text[: match.start()] + line + text[match.end() :]
     with atomic_write(path) as file:
         file.write(text)
     logger.info("%s: %s", path.name, ", ".join(f"{key}: True" for key in sorted(keys)))

@@ -26,7 +26,9 @@ from recbole.trainer import Trainer
 
 from recbole_llmemf.cli import recbole_argv
 from recbole_llmemf.dataset_tools._io import atomic_write
+from recbole_llmemf.errors import DataError, reports_data_errors
 from recbole_llmemf.evaluation import DomainAwareEvaluation
+from recbole_llmemf.features import FeatureFileError
 
 DEFAULT_MODELS = "LLMEMF,SASRec,GRU4Rec,SRGNN,BPR,ItemKNN"
 METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
@@ -90,6 +92,10 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
                 config_file_list=config_files or None,
             )
         run.test_result = {k: float(v) for k, v in result["test_result"].items()}
+    except FeatureFileError as error:  # a file only some variants read: the others still run
+        run.status, run.error = "failed", str(error)
+    except DataError:  # data every model reads: stop, with its message
+        raise
     except Exception as error:  # a failed model is reported; the others still run
         run.status, run.error = "failed", f"{type(error).__name__}: {error}"
         logging.getLogger(__name__).error(traceback.format_exc())
@@ -254,6 +260,7 @@ def parse_set(pairs: Sequence[str]) -> dict:
     return config
 
 
+@reports_data_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(sys.argv[1:] if argv is None else argv)

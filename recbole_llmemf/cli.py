@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from recbole_llmemf.errors import reports_data_errors
 from recbole_llmemf.registry import known_models
 
 DEMO_METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@10")
@@ -40,6 +41,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_data_errors
 def run_recbole_main(argv: Sequence[str] | None = None) -> int:
     with recbole_argv("run_recbole", argv) as args_list:
         args, _ = build_run_parser().parse_known_args(args_list)
@@ -104,6 +106,7 @@ ABLATIONS = {
 DEMO_CONFIG = {"hidden_size": 64, "inner_size": 64, "stopping_step": 3, "show_progress": False}
 
 
+@reports_data_errors
 def demo_main(argv: Sequence[str] | None = None) -> int:
     args = build_demo_parser().parse_args(argv)
     from recbole.quick_start import run_recbole

@@ -6,30 +6,43 @@ A feature file is a RecBole atomic file with an item token and a float_seq vecto
     item_id:token	img_emb:float_seq
     0001234567	0.0132 -0.0211 ...
 
-The first read also writes a binary copy beside the file, ``<file>.npy`` (float32 rows) and
-``<file>.tokens`` (one item token per line); later reads memory-map it while it is newer than the
-text file (a binary copy alone is accepted too, for large catalogs). Items absent from the file get
-``False`` in the mask; they are never given a zero vector that would
-look like data. We read these files ourselves instead of through RecBole's ``preload_weight``: that
-path zero-pads short vectors, silently adds unknown tokens as new items (``alias_of_item_id``),
-accepts NaN and duplicates, and would load the vectors for every baseline too.
+The first read also writes a binary copy beside the file, ``<file>.npy`` (float32 rows),
+``<file>.tokens`` (one item token per line) and ``<file>.key`` (size and SHA-256 of the text file);
+later reads memory-map the copy while the text file still has that size and hash. Modification
+times are not trusted: ``rsync -a``, ``cp -p`` and ``tar x`` give a new file an old one. A binary
+copy alone is accepted too, for large catalogs. Items absent from the file get ``False`` in the
+mask; they are never given a zero vector that would look like data. We read these files ourselves
+instead of through RecBole's ``preload_weight``: that path zero-pads short vectors, silently adds
+unknown tokens as new items (``alias_of_item_id``), accepts NaN and duplicates, and would load the
+vectors for every baseline too.
+
+``check_files_before_loading`` checks a dataset's atomic files before RecBole reads them, for any
+model, when the config names a ``domain_field`` (``dataset_tools/checks.py``, ``loading_report``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from recbole.data.dataset import SequentialDataset
+from recbole.data.dataset import Dataset, SequentialDataset
+
+from recbole_llmemf.dataset_tools.checks import Layout, loading_report, read_folder
+from recbole_llmemf.errors import DataError
 
 MODALITIES = ("image", "text")
+MOSTLY_MISSING = 0.5  # a modality missing for this share of items or targets is likely a wrong file
 logger = logging.getLogger(__name__)
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(DataError):
     """A feature file that cannot be trusted; the message names the file, line and item."""
 
 
@@ -40,25 +53,46 @@ class ItemVectors:
     matrix: np.ndarray  # [n_rows, dim] float32, row i belongs to tokens[i]
 
 
-def read_item_vectors(path: str, known_items: set[str] | None = None) -> ItemVectors:
-    """Read and check one feature file, through its binary copy when that is up to date.
+def read_item_vectors(
+    path: str, known_items: set[str] | None = None, binary_copy: bool = True
+) -> ItemVectors:
+    """Read and check one feature file, through its binary copy when that holds the same content.
+
+    ``binary_copy=False`` reads the text file (when there is one) and writes nothing.
 
     Raises:
         FeatureFileError: missing file, bad header, wrong vector width, non-finite value,
             duplicate item, or an item that ``known_items`` (the ``.item`` file) does not list.
     """
-    if _binary_is_current(path):
+    if not os.path.isfile(path):
+        if all(os.path.isfile(path + ext) for ext in (".npy", ".tokens")):
+            return _read_binary(path, known_items)  # a binary copy alone, for large catalogs
+        return _read_text(path, known_items)  # raises: not found
+    if not binary_copy:
+        return _read_text(path, known_items)
+    key = content_key(path)
+    if _stored_key(path) == key:
         return _read_binary(path, known_items)
     vectors = _read_text(path, known_items)
-    _write_binary(vectors)
+    _write_binary(vectors, key)
     return vectors
 
 
-def _binary_is_current(path: str) -> bool:
-    paths = [path + ".npy", path + ".tokens"]
-    if not all(os.path.isfile(p) for p in paths):
-        return False
-    return not os.path.isfile(path) or min(map(os.path.getmtime, paths)) >= os.path.getmtime(path)
+def content_key(path: str) -> dict:
+    """What the binary copy is keyed on: the text file's size and SHA-256."""
+    with open(path, "rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    return {"size": os.path.getsize(path), "sha256": digest}
+
+
+def _stored_key(path: str) -> dict | None:
+    if not all(os.path.isfile(path + ext) for ext in (".npy", ".tokens")):
+        return None
+    try:
+        with open(path + ".key", encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_binary(path: str, known_items: set[str] | None) -> ItemVectors:
@@ -85,15 +119,20 @@ def _read_binary(path: str, known_items: set[str] | None) -> ItemVectors:
     return ItemVectors(path, tokens, matrix)
 
 
-def _write_binary(vectors: ItemVectors) -> None:
-    """Best effort: a read-only dataset folder only costs the next read its speed."""
+def _write_binary(vectors: ItemVectors, key: dict) -> None:
+    """Best effort: a read-only dataset folder only costs the next read its speed. The old key is
+    removed first and the new one written last: an interrupted write leaves no key, so the next
+    read parses the text again."""
     from recbole_llmemf.dataset_tools._io import atomic_write
 
     try:
+        Path(vectors.path + ".key").unlink(missing_ok=True)
         with atomic_write(vectors.path + ".npy", "wb") as file:
             np.save(file, vectors.matrix)
         with atomic_write(vectors.path + ".tokens") as file:
             file.write("\n".join(vectors.tokens) + "\n")
+        with atomic_write(vectors.path + ".key") as file:
+            json.dump(key, file)
     except OSError as error:
         logger.warning(f"could not write a binary copy of {vectors.path}: {error}")
 
@@ -153,11 +192,49 @@ def _check_row(path, lineno, token, vector, rows, first_line, known_items) -> No
         raise FeatureFileError(f"{where} has a NaN or infinite value")
 
 
+def check_files_before_loading(
+    load_data: Callable, dataset: Dataset, token: str, dataset_path: str
+) -> None:
+    """``Dataset._load_data`` hook, on when the config names a ``domain_field``: check the atomic
+    files RecBole is about to read, for every model.
+
+    Raises ``DataError`` (``file:line: what is wrong``) where RecBole would silently load something
+    else than the file says: a line with a missing field (RecBole fills a missing time with the
+    column's mean, which can make that item a test target), a non-numeric or empty value, a
+    history item without a domain. Logs a warning for interactions whose item ``.item`` does not
+    list (RecBole drops them) and for a domain without interactions or test cases.
+    """
+    config = dataset.config
+    if config["domain_field"] is not None and os.path.isdir(dataset_path):
+        layout = Layout(
+            folder=Path(dataset_path),
+            name=token,
+            uid=config["USER_ID_FIELD"],
+            iid=config["ITEM_ID_FIELD"],
+            time=config["TIME_FIELD"],
+            domain=config["domain_field"],
+            benchmark=tuple(config["benchmark_filename"] or ()),
+            histories=tuple(config["alias_of_item_id"] or ()),
+            field_separator=config["field_separator"],
+            seq_separator=config["seq_separator"],
+            encoding=config["encoding"],
+            load_col=config["load_col"],
+            unload_col=config["unload_col"],
+        )
+        report = loading_report(read_folder(dataset_path, layout, all_interactions=False))
+        for warning in report.warnings:
+            logger.warning(warning)
+        if report.errors:
+            raise DataError("\n".join(report.errors))
+    load_data(dataset, token, dataset_path)
+
+
 class LLMEMFDataset(SequentialDataset):
     """RecBole's SequentialDataset plus the frozen item vectors LLMEMF uses.
 
     Config keys (LLMEMF.yaml): ``use_image`` / ``use_text`` and ``image_feature_suffix`` /
-    ``text_feature_suffix``, the suffix of ``<dataset>.<suffix>`` in the dataset folder.
+    ``text_feature_suffix``, the suffix of ``<dataset>.<suffix>`` in the dataset folder. Logs how
+    many items and test targets have no vector of each modality (they are masked, by design).
     """
 
     def _load_data(self, token: str, dataset_path: str) -> None:
@@ -173,6 +250,34 @@ class LLMEMFDataset(SequentialDataset):
             for modality in MODALITIES
             if self.config[f"use_{modality}"]
         }
+        self._log_coverage()
+
+    def _log_coverage(self) -> None:
+        items = [] if self.item_feat is None else self.item_feat[self.iid_field].astype(str)
+        targets = self._test_targets()
+        for modality, vectors in self.item_vectors.items():
+            have = set(vectors.tokens)
+            no_item = sum(token not in have for token in items)
+            no_target = sum(token not in have for token in targets)
+            share = max(no_item / max(len(items), 1), no_target / max(len(targets), 1))
+            logger.log(
+                logging.WARNING if share >= MOSTLY_MISSING else logging.INFO,
+                f"{modality} vectors ({os.path.basename(vectors.path)}): "
+                f"{no_item:,} of {len(items):,} items and {no_target:,} of {len(targets):,} test "
+                "targets have none (masked)",
+            )
+
+    def _test_targets(self) -> list[str]:
+        """Item tokens of the test cases: the last benchmark file's items, or each user's last
+        interaction in time under a leave-one-out split (``eval_args: {split: {LS: ...}}``)."""
+        feat, iid = self.inter_feat, self.iid_field
+        if self.benchmark_filename_list is not None:
+            return feat[iid].iloc[len(feat) - self.file_size_list[-1] :].astype(str).tolist()
+        if "LS" not in ((self.config["eval_args"] or {}).get("split") or {}):
+            return []
+        if self.time_field in feat:
+            feat = feat.sort_values(self.time_field, kind="stable")
+        return feat.groupby(self.uid_field, sort=False)[iid].last().astype(str).tolist()
 
 
 def load_item_matrix(dataset: LLMEMFDataset, modality: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,7 @@ from recbole.utils import ModelType
 
 from recbole_llmemf.candidates import fixed_candidate_samplers
 from recbole_llmemf.evaluation import domain_aware
-from recbole_llmemf.features import LLMEMFDataset
+from recbole_llmemf.features import LLMEMFDataset, check_files_before_loading
 from recbole_llmemf.metrics import register_metrics
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
@@ -46,6 +46,7 @@ def register() -> None:
         sys.modules.setdefault(alias, importlib.import_module(module_path))
     # create_dataset picks recbole.data.dataset.<Model>Dataset when it exists (data/utils.py L41)
     recbole_datasets.LLMEMFDataset = LLMEMFDataset
+    _wrap(recbole_datasets.Dataset, "_load_data", check_files_before_loading)  # domain_field
     _wrap(Config, "_load_internal_config_dict", _load_our_yaml_files)
     _wrap(recbole_data_utils, "create_samplers", _fixed_candidates_when_asked)
     register_metrics()

@@ -23,17 +23,19 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def good_data() -> CrossDomainData:
-    """u1 (train only), u2 (valid), u3 (test); each user's interactions in time order."""
+    """u1 (train only), u2 (valid), u3 and u4 (test, one per domain); each user's interactions in
+    time order."""
     interactions = [
         ("u1", A1, 1.0), ("u1", B1, 2.0), ("u1", A2, 3.0),
         ("u2", B1, 1.0), ("u2", A1, 1.0), ("u2", B2, 5.0),
         ("u3", A2, 1.0), ("u3", B2, 2.0), ("u3", B1, 3.0),
+        ("u4", B2, 1.0), ("u4", A1, 2.0),
     ]  # fmt: skip
     cases = {
         "train": [Case("u1", (A1,), B1, 2.0), Case("u1", (A1, B1), A2, 3.0),
                   Case("u2", (B1,), A1, 1.0), Case("u3", (A2,), B2, 2.0)],
         "valid": [Case("u2", (B1, A1), B2, 5.0)],
-        "test": [Case("u3", (A2, B2), B1, 3.0)],
+        "test": [Case("u3", (A2, B2), B1, 3.0), Case("u4", (B2,), A1, 2.0)],
     }  # fmt: skip
     return CrossDomainData("tiny", ("X", "Y"), list(ITEMS), interactions, cases, max_len=2)
 
@@ -182,7 +184,7 @@ def test_check_command_names_file_and_line(tmp_path, capsys):
     with open(folder / "tiny.inter", "a", encoding="utf-8") as file:
         file.write("u1\tA000000001\n")
     assert checks.main([str(folder)]) == 1
-    assert f"{folder / 'tiny.inter'}:11: expected 3 fields, got 2" in capsys.readouterr().err
+    assert f"{folder / 'tiny.inter'}:13: expected 3 fields, got 2" in capsys.readouterr().err
     with open(folder / "tiny.inter", "w", encoding="utf-8") as file:
         file.write("user_id:token\titem_id:token\ttimestamp:float\nu1\tA000000001\tnoon\n")
     assert checks.main([str(folder)]) == 1
@@ -208,3 +210,21 @@ def test_help(module, capsys):
     assert exit_info.value.code == 0
     command = module.__name__.rsplit(".", 1)[-1].replace("checks", "check")
     assert f"usage: llmemf-data {command}" in capsys.readouterr().out
+
+
+def test_check_command_on_split_files_alone(tmp_path, capsys):
+    """RecBole reads only the split files: without <name>.inter or times the rest is checked."""
+    folder = write(good_data(), tmp_path)
+    (folder / "tiny.inter").unlink()
+    for split in ("train", "valid", "test"):
+        path = folder / f"tiny.{split}.inter"
+        lines = [line.rsplit("\t", 1)[0] for line in path.read_text().splitlines()]
+        path.write_text("\n".join(lines) + "\n")  # no timestamp column
+    assert checks.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "cases: 4 train, 1 valid, 2 test" in out
+    assert "warning: time order not checked" in out
+    with open(folder / "tiny.train.inter", "a", encoding="utf-8") as file:
+        file.write(f"u2\t{B1}\t{B2}\n")  # u2's valid target as a training target
+    assert checks.main([str(folder)]) == 1
+    assert "(leakage): user u2 valid target" in capsys.readouterr().out

