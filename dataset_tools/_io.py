@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import IO
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do that once, at import, not while threads write
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Write to a temporary file beside ``path``, fsync, then rename it over ``path``.
@@ -34,16 +44,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _read_umask() -> int:
-    # os.umask can only be read by setting it; do that once, at import, not while threads write
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 def write_atomic_file(path: str | os.PathLike, header: list[str], rows) -> None:

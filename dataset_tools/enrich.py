@@ -31,7 +31,7 @@ replaces an output holding more answers (e.g. a failed run with another ``--mode
 file stays, this run's answers stay in the cache.
 
 Exit status: 0 when every selected item has an answer, 1 when some items failed after their retries
-(rerun to retry just those), 2 on bad input or a refused API key.
+(rerun to retry just those), 2 on bad input, a refused API key or a server that cannot be reached.
 """
 
 from __future__ import annotations

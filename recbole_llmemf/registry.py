@@ -112,7 +112,8 @@ class OwnCheckpointFile:
     the same second (the README runs the ``full`` and ``sampled999`` benchmarks at once) write one
     file, and each may test the other's model. On for configs that use this plugin's options: a
     ``domain_field`` or a ``protocol`` set, or ``checkpoint_per_run: True`` (which the plugin's
-    ``run_recbole`` command sets); ``checkpoint_per_run: False`` keeps RecBole's name.
+    ``run_recbole`` command sets); ``checkpoint_per_run: False`` keeps RecBole's name. Not in
+    multi-process training, whose processes must all name rank 0's file.
     """
 
     def __init__(self, config, model):
@@ -120,7 +121,7 @@ class OwnCheckpointFile:
         per_run = config["checkpoint_per_run"]
         if per_run is None:
             per_run = config["domain_field"] is not None or config["protocol"] is not None
-        if per_run and getattr(self, "saved_model_file", None):
+        if per_run and config["single_spec"] and getattr(self, "saved_model_file", None):
             stem, suffix = os.path.splitext(self.saved_model_file)
             self.saved_model_file = f"{stem}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
