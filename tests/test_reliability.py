@@ -137,6 +137,10 @@ def test_recbole_checkpoint_loads_with_its_own_allow_list(saved_checkpoint, tmp_
     assert isinstance(checkpoint["config"], Config) and checkpoint["config"]["seed"] == 3
     assert checkpoint["config"]["model"] == "SASRec"
     assert isinstance(checkpoint["state_dict"]["item_embedding.weight"], torch.Tensor)
+    config, model, _, _, _, _ = load_data_and_model(str(saved_checkpoint))
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.resume_checkpoint(saved_checkpoint)  # RecBole's third torch.load (trainer.py L323)
+    assert trainer.start_epoch == checkpoint["epoch"] + 1
     assert torch.load is ORIGINAL_TORCH_LOAD
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         torch.load(saved_checkpoint)  # everyone else keeps torch's weights_only default
