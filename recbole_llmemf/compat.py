@@ -15,6 +15,7 @@ import sys
 import types
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -84,10 +85,13 @@ def _is_one_of(obj: Any, allowed) -> bool:
     return any(obj is candidate for candidate in allowed)  # identity: no __eq__ of a loaded object
 
 
-def _resolve(module: str, name: str, import_module: bool) -> Any:
-    if module not in sys.modules and not import_module:
+def _resolve(module: str, name: str) -> Any:
+    """RecBole's own modules may be imported (get_model imports models lazily); others, such as a
+    plugin's model, must already be loaded: importing a module runs its code."""
+    if module not in sys.modules and module.split(".")[0] != "recbole":
         raise UnsafeCheckpointError(
-            f"{module}.{name}: the checkpoint needs module {module}; import it before loading"
+            f"{module}.{name} is not allowed in a RecBole checkpoint: {module} is not loaded "
+            "(a plugin's model: import the plugin before loading)"
         )
     obj = importlib.import_module(module)
     for part in name.split("."):
@@ -97,7 +101,7 @@ def _resolve(module: str, name: str, import_module: bool) -> Any:
 
 @functools.cache
 def _checkpoint_callables() -> dict[tuple[str, str], Callable]:
-    """What a RecBole checkpoint calls while it loads (REDUCE): tensor rebuilders, OrderedDict,
+    """What a RecBole checkpoint calls while it loads: tensor rebuilders, OrderedDict,
     torch.device, RecBole's enums, numpy arrays, dtypes and scalars. None of them runs code it is
     handed (torch's ``_rebuild_from_type_v2``, which calls its first argument, is left out)."""
     from recbole.utils import enum_type
@@ -123,87 +127,65 @@ def _checkpoint_callables() -> dict[tuple[str, str], Callable]:
 
 @functools.cache
 def _checkpoint_classes() -> tuple[type, ...]:
-    """Classes a checkpoint creates empty (NEWOBJ) and fills with its attributes (BUILD); never
-    called: ``Config(...)`` would ``eval`` strings of its config dict (configurator.py L124-134)."""
+    """Data classes a checkpoint creates and fills: numpy arrays, scipy's sparse matrices (models'
+    ``other_parameter``, e.g. ItemKNN's) and yaml loader classes (``Config`` keeps one)."""
     import scipy.sparse
-    from recbole.config import Config
+    import yaml
 
     sparse = [c for c in vars(scipy.sparse).values() if isinstance(c, type)]
     matrices = (scipy.sparse.sparray, scipy.sparse.spmatrix)
-    return (Config, *(c for c in sparse if issubclass(c, matrices)))
-
-
-def _is_reference_only(obj: Any) -> bool:
-    """Values a checkpoint only refers to, never calls: ``Config`` keeps its model class and yaml
-    loader class, and may hold torch dtypes; numpy arrays name their type."""
-    import yaml
-    from recbole.model.abstract_recommender import AbstractRecommender
-
-    if isinstance(obj, torch.dtype):
-        return True
     loaders = (yaml.BaseLoader, yaml.SafeLoader, yaml.FullLoader, yaml.Loader)
-    if _is_one_of(obj, (np.ndarray, np.matrix, *loaders)):  # array types numpy._reconstruct makes
-        return True
-    return isinstance(obj, type) and issubclass(obj, AbstractRecommender)
+    return (np.ndarray, np.matrix, *loaders, *(c for c in sparse if issubclass(c, matrices)))
 
 
-_EXTENSIONS = (pickle.EXT1, pickle.EXT2, pickle.EXT4)
+@functools.cache
+def _checkpoint_config() -> type:
+    from recbole.config import Config
+
+    class CheckpointConfig(Config):
+        """``Config`` while a checkpoint loads: created empty and given its attributes, as pickle
+        restores it. Calling it, which a crafted pickle can ask for, would run ``Config.__init__``,
+        which ``eval``s the strings of its config dict (configurator.py L124-134): refused."""
+
+        def __init__(self, *args, **kwargs):
+            raise UnsafeCheckpointError("a checkpoint may not call Config(...)")
+
+        def __setstate__(self, state: dict) -> None:  # not Config.__getattr__'s config lookup
+            self.__dict__.update(state)
+
+    return CheckpointConfig
 
 
-class _CheckpointUnpickler(pickle._Unpickler):
-    """Python's documented way to restrict unpickling (pickle docs, "Restricting Globals"), on the
-    pure-Python unpickler so that calls (REDUCE), object creation (NEWOBJ) and state (BUILD) are
-    checked apart: a model or ``Config`` class can be named but never called."""
+@dataclass(frozen=True)
+class _ModelClassName:
+    """A model class as a checkpoint names it (``Config.model_class``): a name, not callable, so
+    the pickle cannot call a model's ``__init__``; the real class is put back after loading."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    module: str
+    name: str
+
+    def __call__(self, *args, **kwargs):
+        raise UnsafeCheckpointError(f"a checkpoint may not call {self.module}.{self.name}(...)")
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    """Python's documented way to restrict unpickling (pickle docs, "Restricting Globals"): only
+    the objects above can be named, so only harmless callables can be called."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _checkpoint_callables():
             return _checkpoint_callables()[(module, name)]
-        # RecBole's own modules may be imported (get_model imports models lazily); others, such
-        # as a plugin's model, must already be loaded: importing a module runs its code
-        obj = _resolve(module, name, import_module=module.split(".")[0] == "recbole")
-        if _is_one_of(obj, _checkpoint_classes()) or _is_reference_only(obj):
+        from recbole.config import Config
+        from recbole.model.abstract_recommender import AbstractRecommender
+
+        obj = _resolve(module, name)
+        if obj is Config:
+            return _checkpoint_config()
+        if isinstance(obj, type) and issubclass(obj, AbstractRecommender):
+            return _ModelClassName(module, name)
+        if isinstance(obj, torch.dtype) or _is_one_of(obj, _checkpoint_classes()):
             return obj
         raise UnsafeCheckpointError(f"{module}.{name} is not allowed in a RecBole checkpoint")
-
-    def load_reduce(self) -> None:
-        args = self.stack.pop()
-        function = self.stack[-1]
-        if not _is_one_of(function, _checkpoint_callables().values()):
-            raise UnsafeCheckpointError(f"calling {function!r} is not allowed")
-        self.stack[-1] = function(*args)
-
-    def load_newobj(self) -> None:
-        args = self.stack.pop()
-        cls = self.stack.pop()
-        if not _is_one_of(cls, (*_checkpoint_classes(), OrderedDict)):
-            raise UnsafeCheckpointError(f"creating {cls!r} is not allowed")
-        self.append(cls.__new__(cls, *args))
-
-    def load_build(self) -> None:
-        state = self.stack.pop()
-        inst = self.stack[-1]
-        if isinstance(inst, (np.ndarray, np.dtype)) and type(inst).__module__.startswith("numpy"):
-            inst.__setstate__(state)  # numpy's own C code
-        elif _is_one_of(type(inst), (*_checkpoint_classes(), OrderedDict)):
-            if isinstance(state, tuple):  # (dict state, slot state), as pickle writes it
-                state = state[0]
-            inst.__dict__.update(state or {})
-        else:
-            raise UnsafeCheckpointError(f"setting the state of {type(inst)!r} is not allowed")
-
-    def _refuse(self) -> None:
-        raise UnsafeCheckpointError("a pickle opcode that RecBole checkpoints never use")
-
-    dispatch[pickle.REDUCE[0]] = load_reduce
-    dispatch[pickle.NEWOBJ[0]] = load_newobj
-    dispatch[pickle.BUILD[0]] = load_build
-    # NEWOBJ_EX takes keyword arguments, INST and OBJ call a class (protocols 0-1), EXT* read
-    # copyreg's registry: torch.save(pickle_protocol=4) of RecBole's checkpoint uses none of them
-    for _opcode in b"".join([pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ, *_EXTENSIONS]):
-        dispatch[_opcode] = _refuse
-    del _opcode
 
 
 _checkpoint_pickle = types.ModuleType("recbole_llmemf.compat.checkpoint_pickle")
@@ -222,9 +204,18 @@ def load_checkpoint(f: Any, map_location: Any = None) -> Any:
     ``__init__`` ``eval``s the string. This loader keeps its own allow-list and never touches
     ``torch.load`` or torch's allow-list.
     """
-    return torch.load(
+    checkpoint = torch.load(
         f, map_location=map_location, pickle_module=_checkpoint_pickle, weights_only=False
     )
+    from recbole.config import Config
+
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    if type(config) is _checkpoint_config():
+        config.__class__ = Config
+        model_class = config.__dict__.get("model_class")
+        if isinstance(model_class, _ModelClassName):
+            config.model_class = _resolve(model_class.module, model_class.name)
+    return checkpoint
 
 
 def load_recbole_checkpoints_safely() -> None:

@@ -115,6 +115,18 @@ class Payload:
         return _write_marker, (self.marker,)
 
 
+class ModelPayload:
+    """Unpickling this calls a model's ``__init__`` with what the pickle chooses."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        from recbole.model.sequential_recommender import SASRec
+
+        return SASRec, (None, None)
+
+
 class ConfigPayload:
     """Unpickling this calls ``Config(config_dict=...)``, whose __init__ ``eval``s the strings."""
 
@@ -132,10 +144,12 @@ def saved_checkpoint(tiny_dataset, tmp_path) -> Path:
     return next((tmp_path / "saved").glob("SASRec-*.pth"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")  # torch.load of RecBole's file
 def test_recbole_checkpoint_loads_with_its_own_allow_list(saved_checkpoint, tmp_path):
     checkpoint = compat.load_checkpoint(saved_checkpoint)
-    assert isinstance(checkpoint["config"], Config) and checkpoint["config"]["seed"] == 3
+    assert type(checkpoint["config"]) is Config and checkpoint["config"]["seed"] == 3
     assert checkpoint["config"]["model"] == "SASRec"
+    assert checkpoint["config"].model_class.__name__ == "SASRec"
     assert isinstance(checkpoint["state_dict"]["item_embedding.weight"], torch.Tensor)
     config, model, _, _, _, _ = load_data_and_model(str(saved_checkpoint))
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
@@ -145,7 +159,7 @@ def test_recbole_checkpoint_loads_with_its_own_allow_list(saved_checkpoint, tmp_
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         torch.load(saved_checkpoint)  # everyone else keeps torch's weights_only default
 
-    for payload in (Payload, ConfigPayload):
+    for payload in (Payload, ConfigPayload, ModelPayload):
         marker = tmp_path / f"{payload.__name__}.ran"
         path = tmp_path / f"{payload.__name__}.pth"
         torch.save({"config": payload(marker)}, path)
