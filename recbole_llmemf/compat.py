@@ -202,7 +202,9 @@ def load_checkpoint(f: Any, map_location: Any = None) -> Any:
     manager) is no fix: that list is one for the whole process, so every thread's ``torch.load``
     would then accept a pickle that calls ``Config(config_dict={key: "<code>"})``, whose
     ``__init__`` ``eval``s the string. This loader keeps its own allow-list and never touches
-    ``torch.load`` or torch's allow-list.
+    ``torch.load`` or torch's allow-list; in it ``Config`` is restored without being called and
+    model classes come back as names, so a file can call nothing but the harmless constructors
+    listed above.
     """
     checkpoint = torch.load(
         f, map_location=map_location, pickle_module=_checkpoint_pickle, weights_only=False
