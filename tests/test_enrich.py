@@ -7,7 +7,10 @@ import http.server
 import importlib.util
 import json
 import logging
+import socket
 import threading
+import time
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -233,6 +236,105 @@ def test_items_that_keep_failing_are_retried_by_the_next_run(tmp_path, monkeypat
         assert enrich.main(args) == 0
         assert len(server.requests) == before + 1  # only K1 again
         assert set(server.auth) == {""}  # no key set: no Authorization header
+
+
+# ----------------------------------------------------------------------------- failing fast
+
+
+def unused_url() -> str:
+    """A local port nothing listens on: every request is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def count_requests(monkeypatch, refuse_first: int = 0) -> list[int]:
+    """Count urlopen calls; with ``refuse_first``, each item's first attempts fail to connect."""
+    calls, attempts = [], {}
+    real_urlopen = enrich.urllib.request.urlopen
+
+    def urlopen(request, timeout):
+        calls.append(1)
+        prompt = json.loads(request.data)["messages"][0]["content"]
+        attempts[prompt] = attempts.get(prompt, 0) + 1
+        if attempts[prompt] <= refuse_first:
+            raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        return real_urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(enrich.urllib.request, "urlopen", urlopen)
+    return calls
+
+
+def test_no_server_stops_after_a_few_connection_failures(tmp_path, monkeypatch, capsys):
+    """Without this, each item was tried 6 times with backoff (about 33 s per item and worker)."""
+    folder = write_dataset(tmp_path)
+    calls = count_requests(monkeypatch)
+    url = unused_url()
+    start = time.perf_counter()
+    assert enrich.main(openai_args(folder, url, "--retries", "5", "--backoff", "0.2")) == 2
+    assert time.perf_counter() - start < 5
+    assert len(calls) <= 3 + 2  # three in a row, plus at most one more per other worker
+    err = capsys.readouterr().err
+    assert f"cannot reach {url}/chat/completions" in err and "connection failures in a row" in err
+    assert "--base-url" in err
+
+
+def test_connection_failures_that_recover_do_not_stop_the_run(tmp_path, monkeypatch):
+    folder = write_dataset(tmp_path)
+    calls = count_requests(monkeypatch, refuse_first=2)  # 2 failures, then an answer, per item
+    with StubServer() as server:
+        args = openai_args(folder, server.url, "--workers", "1", "--max-connection-failures", "3")
+        assert enrich.main(args) == 0
+    assert len(calls) == 5 * 3
+    assert len(read_enriched(folder / "shop.enriched.tsv")[0]) == 5
+
+
+def test_a_failed_run_never_replaces_a_fuller_output(tmp_path, monkeypatch, capsys):
+    folder = write_dataset(tmp_path)
+    out = folder / "shop.enriched.tsv"
+    with StubServer() as server:
+        assert enrich.main(openai_args(folder, server.url)) == 0
+    good = out.read_bytes(), (folder / "shop.enriched.tsv.json").read_bytes()
+    assert len(read_enriched(out)[0]) == 5
+
+    with StubServer(always=503) as server:  # another model, and the server fails every request
+        args = openai_args(folder, server.url, "--retries", "0", model="other-model")
+        assert enrich.main(args) == 1
+    assert "shop.enriched.tsv kept" in capsys.readouterr().out
+    with StubServer(always=401) as server:  # refused: an error, and still the good file stays
+        assert enrich.main(openai_args(folder, server.url, model="other-model")) == 2
+    with StubServer(fail_once={"Boom": 503}) as server:  # 4 of 5 answers: fewer, kept
+        args = openai_args(folder, server.url, "--retries", "0", model="other-model")
+        assert enrich.main(args) == 1
+    assert (out.read_bytes(), (folder / "shop.enriched.tsv.json").read_bytes()) == good
+
+    with StubServer() as server:  # the run that finishes writes the new model's answers
+        args = openai_args(folder, server.url, model="other-model")
+        assert enrich.main(args) == 0
+    texts, meta = read_enriched(out)
+    assert len(texts) == 5 and meta["model"] == "openai:other-model"
+    cached = EnrichmentCache(folder / "shop.enrich_cache.jsonl").entries
+    assert len(cached) == 10  # the 4 answers of the failed run were kept in the cache and reused
+
+
+@pytest.mark.parametrize(
+    "key", [SECRET, "sk_live_abcdefghijklmnop", "Ab12Cd34Ef56Gh78Ij90Kl12Mn34"]
+)
+def test_a_key_passed_as_the_variable_name_is_refused_unechoed(tmp_path, key, caplog, capsys):
+    folder = write_dataset(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    with StubServer() as server:
+        assert enrich.main(openai_args(folder, server.url, "--api-key-env", key)) == 2
+        assert server.requests == []
+    err = capsys.readouterr().err
+    assert "--api-key-env takes the NAME of the environment variable" in err
+    assert key not in err + caplog.text + all_output_text(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "MY_KEY", "DEEPSEEK_API_KEY", "key2"])
+def test_variable_names_are_not_mistaken_for_keys(name):
+    assert not enrich.looks_like_a_key(name)
 
 
 # ----------------------------------------------------------------------------- kill and resume

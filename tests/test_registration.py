@@ -111,21 +111,6 @@ def test_broken_ray_is_stubbed_and_fails_only_when_used(monkeypatch):
         tune.report(mrr=1.0)
 
 
-class Pickled:
-    """Not a tensor: torch >= 2.6 refuses it unless weights_only=False."""
-
-
-def test_checkpoint_reload_is_trusted_only_inside_recbole_calls(tmp_path):
-    path = tmp_path / "checkpoint.pth"
-    torch.save({"config": Pickled()}, path)
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(path)
-    with compat.trusted_checkpoint_loading():
-        assert isinstance(torch.load(path)["config"], Pickled)
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(path)
-
-
 def test_demo_command_generates_data_trains_and_prints_domains(tmp_path, capsys):
     from recbole_llmemf.cli import demo_main
 
