@@ -112,7 +112,7 @@ class DomainAwareEvaluation:
 
     def _neg_sample_batch_eval(self, batched_data):
         interaction, row_idx, positive_u, positive_i = batched_data
-        if row_idx.dim() == 2:  # case_batches: one row per case, its candidates [B, 1 + N]
+        if row_idx is not None and row_idx.dim() == 2:  # case_batches: a row per case, [B 1+N]
             interaction, candidates = interaction.to(self.device), row_idx.to(self.device)
             full = self.model.full_sort_predict(interaction).view(len(candidates), -1)
             scores = torch.full_like(full, float("-inf"))
