@@ -348,8 +348,9 @@ def case_batches(collate_fn: Callable, loader, index) -> tuple:
     scoring. A model with ``full_sort_predict`` needs each case once and the candidates' ids;
     the negatives come from the same sampler call, in RecBole's ``k * B + j`` layout.
     """
-    if not getattr(loader, "case_batches", False) or loader.uid2items_num.max() != 1:
-        return collate_fn(loader, index)  # several cases of a user share a row: RecBole's way
+    sampled = hasattr(loader, "uid2items_num")  # RecBole sets it where negatives are drawn
+    if not (getattr(loader, "case_batches", False) and sampled and loader.uid2items_num.max() == 1):
+        return collate_fn(loader, index)  # unsampled, or several cases of a user share a row
     dataset = loader._dataset
     rows = np.array([loader.uid2index[uid].start for uid in loader.uid_list[np.array(index)]])
     cases = loader.transform(dataset, dataset[rows])
