@@ -31,6 +31,25 @@ from recbole_llmemf.evaluation import DomainAwareEvaluation
 from recbole_llmemf.features import FeatureFileError
 
 DEFAULT_MODELS = "LLMEMF,SASRec,GRU4Rec,SRGNN,BPR,ItemKNN"
+# One setting for every model (the paper's values), so that no model wins by RecBole's per-model
+# defaults (SASRec: hidden 64, dropout 0.5; LLMEMF: 256, 0.3). Global ``--set key=value`` replaces
+# one for all models, ``--set SASRec.key=value`` for one model or label. A model reads the keys
+# it knows (SASRec: hidden_size, inner_size, hidden/attn dropout; GRU4Rec: embedding_size,
+# hidden_size, dropout_prob; BPR: embedding_size); the training keys apply to all.
+SHARED = {
+    "embedding_size": 256,
+    "hidden_size": 256,
+    "inner_size": 256,
+    "dropout_prob": 0.3,
+    "hidden_dropout_prob": 0.3,
+    "attn_dropout_prob": 0.3,
+    "learning_rate": 0.001,
+    "train_batch_size": 256,
+    "epochs": 100,
+    "stopping_step": 10,
+}
+# "<Model>-indomain": RecBole's CE sequential model trained with the target domain's softmax only
+INDOMAIN = "-indomain"
 METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
 METRIC_LABELS = dict(zip(METRICS, ("MRR", "NDCG@5", "NDCG@10", "Hit@1", "Hit@5", "Hit@10")))
 # The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
@@ -40,6 +59,9 @@ ABLATIONS = {
     "LLMEMF-text+LLM": {"use_image": False},
     "LLMEMF-image": {"use_text": False},
     "LLMEMF-full": {},
+    # Controls: the same missing pattern, each vector moved to another item (what it says is gone)
+    "LLMEMF-text-shuffled": {"use_image": False, "shuffled_modalities": ["text"]},
+    "LLMEMF-image-shuffled": {"use_text": False, "shuffled_modalities": ["image"]},
 }
 
 
@@ -51,6 +73,7 @@ class Run:
     status: str = "ok"
     error: str = ""
     test_result: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # effective values of the keys that set the model
     epoch_seconds: list[float] = field(default_factory=list)
     eval_seconds: list[float] = field(default_factory=list)
 
@@ -69,20 +92,55 @@ def _timed(function, seconds: list[float]):
 
 @contextlib.contextmanager
 def stopwatch(run: Run) -> Iterator[None]:
-    """Time RecBole's training epochs and our (outer) evaluations while ``run`` trains."""
-    train_epoch, evaluate = Trainer._train_epoch, DomainAwareEvaluation.evaluate
+    """Time RecBole's training epochs and our (outer) evaluations while ``run`` trains, and record
+    the effective config the trainer is built with."""
+    train_epoch, evaluate, init = (
+        Trainer._train_epoch,
+        DomainAwareEvaluation.evaluate,
+        Trainer.__init__,
+    )
+
+    @functools.wraps(init)
+    def recording_init(trainer, config, model):
+        run.config = effective_config(config, run.config)
+        init(trainer, config, model)
+
     Trainer._train_epoch = _timed(train_epoch, run.epoch_seconds)
     DomainAwareEvaluation.evaluate = _timed(evaluate, run.eval_seconds)
+    Trainer.__init__ = recording_init
     try:
         yield
     finally:
         Trainer._train_epoch, DomainAwareEvaluation.evaluate = train_epoch, evaluate
+        Trainer.__init__ = init
+
+
+def effective_config(config, asked: dict) -> dict:
+    """The final value of every shared key, every key asked for and every key of the model's yaml."""
+    keys = list(SHARED) + [k for k in asked if k not in SHARED]
+    keys += [k for k in model_yaml_keys(config["model"]) if k not in keys]
+    values = {key: config[key] for key in keys if config[key] is not None}
+    return json.loads(json.dumps(values, default=str))
+
+
+def model_yaml_keys(model: str) -> list[str]:
+    import recbole
+    import yaml
+
+    from recbole_llmemf.registry import PROPERTIES
+
+    keys = []
+    for folder in (Path(recbole.__file__).parent / "properties" / "model", PROPERTIES / "model"):
+        path = folder / f"{model}.yaml"
+        if path.is_file():
+            keys += list(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return keys
 
 
 def run_one(label: str, model: str, dataset: str, config: dict, config_files: list[str]) -> Run:
     from recbole.quick_start import run_recbole
 
-    run = Run(label, model, config["seed"])
+    run = Run(label, model, config["seed"], config=config)
     try:
         with stopwatch(run):
             result = run_recbole(
@@ -104,10 +162,7 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
 
 def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
     names = [name for name in models.split(",") if name]
-    specs = [
-        (name, "LLMEMF", ABLATIONS[name]) if name in ABLATIONS else (name, name, {})
-        for name in names
-    ]
+    specs = [_spec(name) for name in names]
     if ablations:
         specs += [
             (label, "LLMEMF", overrides)
@@ -115,6 +170,20 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
             if label not in names and (overrides or "LLMEMF" not in names)  # LLMEMF is the full one
         ]
     return specs
+
+
+def _spec(label: str) -> tuple[str, str, dict]:
+    if label in ABLATIONS:
+        return label, "LLMEMF", ABLATIONS[label]
+    if label.endswith(INDOMAIN):
+        return label, label[: -len(INDOMAIN)], {"train_in_target_domain": True}
+    return label, label, {}
+
+
+def model_config(shared: dict, per_model: dict, label: str, model: str, overrides: dict) -> dict:
+    """``shared`` (SHARED with global --set), then the spec's switches, then ``Model.key`` and
+    ``label.key`` values from --set, the most specific last."""
+    return {**shared, **overrides, **per_model.get(model, {}), **per_model.get(label, {})}
 
 
 def domains_of(runs: list[Run]) -> list[str]:
@@ -132,6 +201,7 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
             "model": mine[0].model,
             "runs": len(mine),
             "failed": [r.error for r in mine if r.error],
+            "config": mine[0].config,
         }
         if ok:
             for key in ok[0].test_result:
@@ -248,27 +318,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_set(pairs: Sequence[str]) -> dict:
+def parse_set(pairs: Sequence[str]) -> tuple[dict, dict]:
+    """``KEY=VALUE`` for every model and ``MODEL.KEY=VALUE`` for one model or label."""
     import yaml
 
-    config = {}
+    config, per_model = {}, {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"llmemf-bench: --set expects KEY=VALUE, got {pair!r}")
-        config[key] = yaml.safe_load(value)
-    return config
+        model, dot, model_key = key.rpartition(".")
+        target = per_model.setdefault(model, {}) if dot else config
+        target[model_key if dot else key] = yaml.safe_load(value)
+    return config, per_model
 
 
 @reports_data_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(sys.argv[1:] if argv is None else argv)
+    everyone, per_model = parse_set(args.set)
     base = {
+        **SHARED,
         "data_path": args.data_path,
         "protocol": args.protocol,
         "show_progress": False,
-        **parse_set(args.set),
+        **everyone,
     }
     if args.epochs is not None:
         base["epochs"] = args.epochs
@@ -277,18 +352,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for label, model, overrides in model_specs(args.models, args.ablations):
                 print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
+                config = model_config(base, per_model, label, model, overrides)
                 run = run_one(
-                    label,
-                    model,
-                    args.dataset,
-                    {**base, **overrides, "seed": seed},
-                    args.config_files,
+                    label, model, args.dataset, {**config, "seed": seed}, args.config_files
                 )
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
                 write_results(args, runs, command)  # after each run: a crash loses no result
     print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def config_line(args) -> str:
+    """One line: the hyper-parameters every model shares and the per-model exceptions."""
+    everyone, per_model = parse_set(args.set)
+    shared = {**SHARED, **everyone, **({"epochs": args.epochs} if args.epochs is not None else {})}
+    text = "Every model: " + ", ".join(f"{k}={v}" for k, v in shared.items())
+    exceptions = [f"{m}.{k}={v}" for m, values in per_model.items() for k, v in values.items()]
+    return text + ("; per model: " + ", ".join(exceptions) if exceptions else "") + "."
 
 
 def write_results(args, runs: list[Run], command: str) -> None:
@@ -303,7 +384,8 @@ def write_results(args, runs: list[Run], command: str) -> None:
         f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
         f"Seeds {args.seeds}; mean ± std where several. Best per column in bold. "
-        f"{datetime.date.today()}. Command: `llmemf-bench {command}`"
+        f"{datetime.date.today()}. Command: `llmemf-bench {command}`\n\n"
+        f"{config_line(args)}"
     )
     with atomic_write(out / f"{stem}.md") as file:
         file.write(markdown(table, domains, header))

@@ -3,8 +3,10 @@
 Each valid / test case (user, target) is ranked against ``N`` negatives (999 in the paper's tables)
 drawn uniformly, without replacement, from the target's domain minus every item the user interacted
 with. They are drawn once from ``candidate_seed`` and saved beside the dataset as
-``<dataset>.<phase>-candidates-<N>-seed<seed>.tsv``; every model and every rerun reads that file, so
-all scores are over exactly the same candidates.
+``<dataset>.<phase>-candidates-<N>-seed<seed>-<cases>.tsv``; every model and every rerun reads that
+file, so all scores are over exactly the same candidates. ``<cases>`` fingerprints what the draw
+depends on: each case's user, target and every item the user interacted with. Data that changes
+any of them (a re-import with other histories) gets a new file and a new draw, never old negatives.
 
 Selected by ``fixed_candidates: True`` with ``eval_args.mode: uni<N>`` (``protocol: sampled999``).
 RecBole's ``create_samplers`` is wrapped (registry.py) so its valid / test samplers read the file.
@@ -12,6 +14,7 @@ RecBole's ``create_samplers`` is wrapped (registry.py) so its valid / test sampl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -49,24 +52,51 @@ class FixedCandidateSampler:
         return torch.from_numpy(np.stack(rows).T.reshape(-1))
 
 
-def candidate_path(config, phase: str, num: int) -> Path:
-    name = f"{config['dataset']}.{phase}-candidates-{num}-seed{config['candidate_seed']}.tsv"
+def candidate_path(config, phase: str, num: int, cases: str) -> Path:
+    """The file of ``phase``'s candidates; ``cases`` is :func:`case_fingerprint` of its cases."""
+    name = (
+        f"{config['dataset']}.{phase}-candidates-{num}-seed{config['candidate_seed']}-{cases}.tsv"
+    )
     return Path(config["data_path"]) / name
+
+
+def case_fingerprint(dataset, eval_dataset, interacted: dict[int, set[int]]) -> str:
+    """12 hex digits of SHA-256 over the sorted (user, target, interacted items) token rows.
+
+    Computed from tokens and item sets, not from ids or one model's history lists, so every model
+    (sequential or general, whose evaluation rows differ) finds the same file for the same data.
+    """
+    user_tokens = dataset.field2id_token[dataset.uid_field]
+    item_tokens = dataset.field2id_token[dataset.iid_field]
+    rows = sorted(
+        "\t".join(
+            [
+                user_tokens[user],
+                item_tokens[item],
+                " ".join(sorted(item_tokens[list(interacted[user])])),
+            ]
+        )
+        for user, item in zip(
+            eval_dataset.inter_feat[dataset.uid_field].tolist(),
+            eval_dataset.inter_feat[dataset.iid_field].tolist(),
+        )
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:12]
 
 
 def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
     """Replace the valid and test samplers of ``create_samplers``' result by file-backed ones."""
     train_sampler, valid_sampler, test_sampler = samplers
-    interacted = None  # only needed to draw, not to read an existing file
+    interacted = _interacted_items(built_datasets)
     replaced = []
     for phase, eval_dataset, base in (
         ("valid", built_datasets[1], valid_sampler),
         ("test", built_datasets[2], test_sampler),
     ):
         num = config[f"{phase}_neg_sample_args"]["sample_num"]
-        path = candidate_path(config, phase, num)
+        cases = case_fingerprint(dataset, eval_dataset, interacted)
+        path = candidate_path(config, phase, num, cases)
         if not path.is_file():
-            interacted = interacted or _interacted_items(built_datasets)
             _draw_candidates(config, dataset, eval_dataset, interacted, num, path)
         replaced.append(FixedCandidateSampler(phase, path, _read_candidates(dataset, path), base))
     return train_sampler, *replaced

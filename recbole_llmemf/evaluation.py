@@ -5,27 +5,34 @@ target item's domain only and report each domain apart. ``domain_aware(TrainerCl
 any RecBole trainer (the sequential ``Trainer`` and ItemKNN's ``TraditionalTrainer`` alike): the
 evaluation data is split by the target item's domain, each part is evaluated by RecBole's own
 collector and metrics with other-domain items masked out, and the parts are combined. Early
-stopping then uses the same domain-restricted metric as the test. Two more rules make models
+stopping then uses the same domain-restricted metric as the test. More rules make models
 comparable: in full ranking, a sequential model's case hides its earlier items as RecBole already
 does for general models (:func:`mask_history`); with sampled candidates, each case is scored by one
-``full_sort_predict`` instead of RecBole's 1 + N ``predict`` rows (same scores, far less work).
-The untruncated ranks behind ``FullMRR`` are counted rather than sorted (:class:`SortFreeCollector`).
+``full_sort_predict`` instead of RecBole's 1 + N ``predict`` rows (same scores, far less work); and
+every ranking metric comes from one rank per case, ties resolved by their expectation
+(:class:`TieCollector`, recbole_llmemf/metrics.py), so no tie rule can inflate a model.
 
-Enabled when the config names a ``domain_field``; otherwise the trainer behaves as RecBole's.
+Enabled by the plugin's options, a ``domain_field`` or a ``protocol`` in the config (the domain
+split needs the ``domain_field``); without them the trainer is RecBole's, to the number.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+from collections.abc import Callable
 
+import numpy as np
 import torch
-from recbole.data.dataloader import AbstractDataLoader
-from recbole.evaluator import Collector
+from recbole.data.dataloader import AbstractDataLoader, NegSampleEvalDataLoader
+from recbole.evaluator import Collector, Evaluator
+from recbole.evaluator.register import Register
 from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import EvaluatorType
 
 from recbole_llmemf.domains import item_domains
+from recbole_llmemf.indomain import train_in_target_domain
+from recbole_llmemf.metrics import TIES, expected_metric_class
 
 # The case's history holds items of both domains / of the target's domain only / none of the target's.
 GROUPS = ("both", "target-only", "other-only")
@@ -42,17 +49,27 @@ class DomainAwareEvaluation:
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.eval_collector = SortFreeCollector(config)
+        self.plugin_rules = uses_plugin_options(config)
+        if self.plugin_rules:
+            self.eval_collector = TieCollector(config)
+            self.evaluator = TieEvaluator(config)
+
+    def fit(self, train_data, *args, **kwargs):
+        if self.config["train_in_target_domain"]:  # like-for-like CE baselines (indomain.py)
+            train_in_target_domain(self.model, train_data._dataset, self.config["domain_field"])
+        return super().fit(train_data, *args, **kwargs)
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         domain_field = self.config["domain_field"]
         if not eval_data or domain_field is None:
+            self._ask_for_case_batches(eval_data)
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         item_domain, names = item_domains(eval_data._dataset, domain_field)
         self._item_domain = item_domain.to(self.device)
         parts = {}
         for position, (domain, group, loader) in enumerate(self._parts(eval_data, item_domain)):
+            self._ask_for_case_batches(loader)
             self._eval_domain = domain
             try:
                 result = super().evaluate(
@@ -70,6 +87,15 @@ class DomainAwareEvaluation:
             cache[id(eval_data)] = (eval_data, list(split_cases(eval_data, item_domain)))
         return cache[id(eval_data)][1]
 
+    def _ask_for_case_batches(self, loader) -> None:
+        """Let :func:`case_batches` hand this trainer one row per case plus its candidates."""
+        if isinstance(loader, NegSampleEvalDataLoader):
+            loader.case_batches = (
+                self.plugin_rules
+                and _has_full_sort(self.model)
+                and self.config["eval_type"] == EvaluatorType.RANKING
+            )
+
     def _mask_other_domains(self, scores: torch.Tensor) -> torch.Tensor:
         if self._eval_domain is not None:
             scores[:, self._item_domain != self._eval_domain] = float("-inf")
@@ -77,6 +103,8 @@ class DomainAwareEvaluation:
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if not self.plugin_rules:
+            return interaction, scores, positive_u, positive_i
         scores = mask_history(
             interaction, scores, self.config["ITEM_ID_FIELD"], self.config["LIST_SUFFIX"]
         )
@@ -84,7 +112,17 @@ class DomainAwareEvaluation:
 
     def _neg_sample_batch_eval(self, batched_data):
         interaction, row_idx, positive_u, positive_i = batched_data
-        if not _has_full_sort(self.model) or self.config["eval_type"] != EvaluatorType.RANKING:
+        if row_idx is not None and row_idx.dim() == 2:  # case_batches: a row per case, [B 1+N]
+            interaction, candidates = interaction.to(self.device), row_idx.to(self.device)
+            full = self.model.full_sort_predict(interaction).view(len(candidates), -1)
+            scores = torch.full_like(full, float("-inf"))
+            scores.scatter_(1, candidates, full.gather(1, candidates))
+            return interaction, self._mask_other_domains(scores), positive_u, positive_i
+        if (
+            not self.plugin_rules
+            or not _has_full_sort(self.model)
+            or self.config["eval_type"] != EvaluatorType.RANKING
+        ):
             return super()._neg_sample_batch_eval(batched_data)
         # RecBole calls predict on every (case, candidate) row, re-encoding each sequence 1 + N
         # times; one full_sort_predict per case gives the same candidate scores at 1 / (1 + N) cost.
@@ -98,42 +136,99 @@ class DomainAwareEvaluation:
         return interaction, self._mask_other_domains(scores), positive_u, positive_i
 
 
-class SortFreeCollector(Collector):
-    """RecBole's collector, with ``rec.meanrank`` from :func:`mean_rank` instead of a full sort.
+def uses_plugin_options(config) -> bool:
+    """True where the config names a ``domain_field`` or a ``protocol``, the plugin's options."""
+    return config["domain_field"] is not None or config["protocol"] is not None
+
+
+class TieRegister(Register):
+    """RecBole's register of what to collect, read from the classes :class:`TieEvaluator` uses."""
+
+    def _build_register(self):
+        for metric in self.metrics:
+            for info in expected_metric_class(metric).metric_need:
+                setattr(self, info, True)
+
+
+class TieEvaluator(Evaluator):
+    """RecBole's evaluator with the tie-expected classes of metrics.py under RecBole's names."""
+
+    def __init__(self, config):
+        self.config = config
+        self.metrics = [metric.lower() for metric in config["metrics"]]
+        self.metric_class = {name: expected_metric_class(name)(config) for name in self.metrics}
+
+
+class TieCollector(Collector):
+    """RecBole's collector, plus ``rec.ties`` (h, e per positive) and a sort-free ``rec.meanrank``.
 
     RecBole sorts every score row to rank the positives (collector.py L166). On a 100k-item
     catalog that sort is most of the evaluation time of every model; counting gives the same values.
     """
 
+    def __init__(self, config):
+        super().__init__(config)
+        self.register = TieRegister(config)
+
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
-        if not self.register.need("rec.meanrank"):
-            return super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
-        setattr(self.register, "rec.meanrank", False)
+        counted = [key for key in ("rec.meanrank", TIES) if self.register.need(key)]
+        for key in counted:  # RecBole's collector would sort for rec.meanrank; we count instead
+            setattr(self.register, key, False)
         try:
             super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
         finally:
-            setattr(self.register, "rec.meanrank", True)
-        ranks = mean_rank(scores_tensor, positive_u, positive_i)
-        self.data_struct.update_tensor("rec.meanrank", ranks)
+            for key in counted:
+                setattr(self.register, key, True)
+        if not counted:
+            return
+        higher, equal = tie_counts(scores_tensor, positive_u, positive_i)
+        positive_u = positive_u.to(scores_tensor.device)
+        positives = torch.bincount(positive_u, minlength=len(scores_tensor))
+        if TIES in counted:
+            ties = torch.stack([higher, equal, positives[positive_u]], 1)  # [P 3]
+            self.data_struct.update_tensor(TIES, ties)
+        if "rec.meanrank" in counted:
+            self.data_struct.update_tensor(
+                "rec.meanrank", mean_rank(scores_tensor, positive_u, higher, equal, positives)
+            )
+
+    def get_data_struct(self):
+        struct = super().get_data_struct()
+        if TIES in self.data_struct:  # per evaluation, as RecBole resets its own rec.* keys
+            del self.data_struct[TIES]
+        return struct
+
+
+def tie_counts(
+    scores: torch.Tensor, positive_u: torch.Tensor, positive_i: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per positive: candidates scored above it (h) and equal to it, itself included (e)."""
+    positive_u = positive_u.to(scores.device)
+    target = scores[positive_u, positive_i.to(scores.device)].unsqueeze(1)  # [P 1]
+    one_per_row = len(positive_u) == len(scores) and bool(
+        (positive_u == torch.arange(len(scores), device=scores.device)).all()
+    )
+    rows = scores if one_per_row else scores[positive_u]  # [P n], no copy for one positive per row
+    return (rows > target).sum(1), (rows == target).sum(1)
 
 
 def mean_rank(
-    scores: torch.Tensor, positive_u: torch.Tensor, positive_i: torch.Tensor
+    scores: torch.Tensor,
+    positive_u: torch.Tensor,
+    higher: torch.Tensor,
+    equal: torch.Tensor,
+    positives: torch.Tensor,
 ) -> torch.Tensor:
     """RecBole's ``rec.meanrank`` rows ``[sum of positive ranks, user_len, number of positives]``.
 
-    A positive's rank, ties averaged as RecBole does, is ``higher + (equal + 1) / 2`` where
-    ``higher`` and ``equal`` count the row's items scored above and equal to it; ``user_len`` is
-    the number of items above the row's minimum (RecBole: argmin of the descending sort).
+    A positive's rank, ties averaged as RecBole does, is ``higher + (equal + 1) / 2``;
+    ``user_len`` is the number of items above the row's minimum (RecBole: argmin of the descending
+    sort).
     """
-    positive_u = positive_u.to(scores.device)
-    target = scores[positive_u, positive_i.to(scores.device)].unsqueeze(1)  # [P 1]
-    rows = scores[positive_u]  # [P n]
-    rank = (rows > target).sum(1) + ((rows == target).sum(1) + 1) / 2
-    rank_sum = scores.new_zeros(len(scores)).index_add_(0, positive_u, rank.to(scores.dtype))
+    rank = (higher + (equal + 1) / 2).to(scores.dtype)
+    rank_sum = scores.new_zeros(len(scores)).index_add_(0, positive_u, rank)
     user_len = (scores > scores.min(dim=1, keepdim=True).values).sum(1)
-    n_positives = torch.bincount(positive_u, minlength=len(scores))
-    return torch.stack([rank_sum, user_len.to(scores.dtype), n_positives.to(scores.dtype)], 1)
+    return torch.stack([rank_sum, user_len.to(scores.dtype), positives.to(scores.dtype)], 1)
 
 
 def _has_full_sort(model) -> bool:
@@ -222,3 +317,46 @@ def domain_aware(trainer_class: type) -> type:
     if issubclass(trainer_class, DomainAwareEvaluation):
         return trainer_class
     return type(f"DomainAware{trainer_class.__name__}", (DomainAwareEvaluation, trainer_class), {})
+
+
+def cases_per_batch(init_batch_size_and_step: Callable, loader) -> None:
+    """``eval_batch_size`` counts test cases under sampled candidates too (``protocol`` or
+    ``domain_field`` in the config).
+
+    RecBole's ``NegSampleEvalDataLoader`` counts rows, one per (case, candidate), so with 999
+    negatives a batch of 256 rows holds one case (general_dataloader.py L121-136). The domain-aware
+    trainer scores a case with one ``full_sort_predict`` whatever its candidates, and RecBole's
+    ``predict`` path splits large batches itself (``Trainer._spilt_predict``), so the batch can
+    hold ``eval_batch_size`` cases.
+    """
+    init_batch_size_and_step(loader)
+    sampled = loader.neg_sample_args["distribution"] != "none"
+    if not sampled or loader.neg_sample_args["sample_num"] == "none":
+        return
+    if not uses_plugin_options(loader.config):
+        return
+    loader.step = loader.config["eval_batch_size"]
+    loader.set_batch_size(loader.step * int(loader.uid2items_num.max()) * loader.times)
+
+
+def case_batches(collate_fn: Callable, loader, index) -> tuple:
+    """A batch of sampled-candidate cases as ``(cases, candidates [B, 1 + N], positive_u,
+    positive_i)``, where the domain-aware trainer asked for it (``loader.case_batches``).
+
+    RecBole's batch repeats each case 1 + N times and joins item features onto every copy
+    (``_neg_sample_by_point_wise_sampling``): with 999 negatives that copying costs more than
+    scoring. A model with ``full_sort_predict`` needs each case once and the candidates' ids;
+    the negatives come from the same sampler call, in RecBole's ``k * B + j`` layout.
+    """
+    sampled = hasattr(loader, "uid2items_num")  # RecBole sets it where negatives are drawn
+    if not (getattr(loader, "case_batches", False) and sampled and loader.uid2items_num.max() == 1):
+        return collate_fn(loader, index)  # unsampled, or several cases of a user share a row
+    dataset = loader._dataset
+    rows = np.array([loader.uid2index[uid].start for uid in loader.uid_list[np.array(index)]])
+    cases = loader.transform(dataset, dataset[rows])
+    targets = cases[dataset.iid_field]
+    negatives = loader._sampler.sample_by_user_ids(
+        cases[dataset.uid_field].numpy(), targets.numpy(), loader.neg_sample_num
+    )
+    candidates = torch.cat([targets[None, :], negatives.view(-1, len(rows))]).T  # [B 1+N]
+    return dataset.join(cases), candidates, torch.arange(len(rows)), targets

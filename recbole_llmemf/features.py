@@ -233,8 +233,9 @@ class LLMEMFDataset(SequentialDataset):
     """RecBole's SequentialDataset plus the frozen item vectors LLMEMF uses.
 
     Config keys (LLMEMF.yaml): ``use_image`` / ``use_text`` and ``image_feature_suffix`` /
-    ``text_feature_suffix``, the suffix of ``<dataset>.<suffix>`` in the dataset folder. Logs how
-    many items and test targets have no vector of each modality (they are masked, by design).
+    ``text_feature_suffix``, the suffix of ``<dataset>.<suffix>`` in the dataset folder;
+    ``shuffled_modalities``, a control that keeps which items have a vector but not what it says.
+    Logs how many items and test targets have no vector of each modality (masked, by design).
     """
 
     def _load_data(self, token: str, dataset_path: str) -> None:
@@ -250,6 +251,15 @@ class LLMEMFDataset(SequentialDataset):
             for modality in MODALITIES
             if self.config[f"use_{modality}"]
         }
+        # Content-destroying control: each vector goes to another item that has one (seeded), so
+        # "has a title / an image" stays and "what it says" is gone.
+        for modality in self.config["shuffled_modalities"] or ():
+            if modality in self.item_vectors:
+                vectors = self.item_vectors[modality]
+                order = np.random.default_rng(self.config["seed"]).permutation(len(vectors.tokens))
+                self.item_vectors[modality] = ItemVectors(
+                    vectors.path, vectors.tokens, np.asarray(vectors.matrix)[order]
+                )
         self._log_coverage()
 
     def _log_coverage(self) -> None:

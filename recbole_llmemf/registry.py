@@ -4,7 +4,8 @@ RecBole has no plugin registry: ``get_model`` imports ``recbole.model.<family>.<
 reads yaml files from RecBole's own folder. ``register()`` hooks the few places RecBole looks things
 up by name, instead of shadowing RecBole with copies: the model module, ``<Model>Dataset``,
 ``Config``'s internal yaml, the trainer lookup (domain-aware evaluation, a checkpoint file per run),
-the eval samplers (fixed candidates) and the metric tables (untruncated MRR).
+the eval samplers (fixed candidates), the sampled-evaluation batch width, the metric tables
+(untruncated MRR) and the training data of general models.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import recbole.quick_start.quick_start as quick_start
 import recbole.utils as recbole_utils
 import recbole.utils.utils as recbole_utils_module
 from recbole.config import Config
+from recbole.data.dataloader import NegSampleEvalDataLoader
 from recbole.utils import ModelType
 
 from recbole_llmemf.candidates import fixed_candidate_samplers
-from recbole_llmemf.evaluation import domain_aware
+from recbole_llmemf.evaluation import case_batches, cases_per_batch, domain_aware
 from recbole_llmemf.features import LLMEMFDataset, check_files_before_loading
+from recbole_llmemf.general_train import train_on_histories_too
 from recbole_llmemf.metrics import register_metrics
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
@@ -51,6 +54,11 @@ def register() -> None:
     _wrap(recbole_datasets.Dataset, "_load_data", check_files_before_loading)  # domain_field
     _wrap(Config, "_load_internal_config_dict", _load_our_yaml_files)
     _wrap(recbole_data_utils, "create_samplers", _fixed_candidates_when_asked)
+    # protocol / domain_field: eval_batch_size counts cases, not (case, candidate) rows
+    _wrap(NegSampleEvalDataLoader, "_init_batch_size_and_step", cases_per_batch)
+    _wrap(NegSampleEvalDataLoader, "collate_fn", case_batches)  # asked for by the trainer only
+    # domain_field / protocol on benchmark files: general models also train on history items
+    _wrap(recbole_datasets.Dataset, "build", train_on_histories_too)
     register_metrics()
     for module in (recbole_utils, recbole_utils_module, configurator, quick_start):
         _wrap(module, "get_model", _explain_unknown_model)

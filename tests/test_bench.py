@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recbole_llmemf.bench import ABLATIONS, main
+from recbole_llmemf.bench import ABLATIONS, SHARED, main
 
 SMALL = [
     "hidden_size=16",
@@ -71,3 +71,38 @@ def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
     assert [run["status"] for run in runs] == ["failed", "ok"]
     assert "tiny.itememb_txtraw: feature file not found" in runs[0]["error"]
+
+
+def test_bench_shares_hyper_parameters_unless_set_per_model_and_records_them(
+    tiny_dataset, tmp_path
+):
+    options = ["--models=SASRec,SASRec-indomain,GRU4Rec-indomain,BPR", "--set"]
+    options += [*SMALL, "learning_rate=0.01", "SASRec.hidden_size=32", "BPR.embedding_size=8"]
+    assert (
+        main(
+            ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1"]
+            + [f"--out={tmp_path}"]
+            + options
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "tiny-full.json").read_text())
+    runs = {run["label"]: run for run in results["runs"]}
+    assert {label: run["status"] for label, run in runs.items()} == dict.fromkeys(runs, "ok")
+    config = {label: run["config"] for label, run in runs.items()}
+    for label in runs:  # every model: the global --set values, the shared defaults, the protocol's
+        assert config[label]["learning_rate"] == 0.01 and config[label]["epochs"] == 1
+        assert config[label]["stopping_step"] == SHARED["stopping_step"]
+        assert config[label]["hidden_dropout_prob"] == SHARED["hidden_dropout_prob"]
+    assert config["SASRec"]["hidden_size"] == config["SASRec-indomain"]["hidden_size"] == 32
+    assert config["GRU4Rec-indomain"]["hidden_size"] == 16
+    assert config["GRU4Rec-indomain"]["dropout_prob"] == SHARED["dropout_prob"]
+    assert config["BPR"]["embedding_size"] == 8
+    assert config["SASRec-indomain"]["train_in_target_domain"] is True
+    assert "train_in_target_domain" not in config["SASRec"]
+    assert results["summary"]["BPR"]["config"] == config["BPR"]
+    report = (tmp_path / "tiny-full.md").read_text()
+    assert (
+        "Every model: embedding_size=16, hidden_size=16, inner_size=16, dropout_prob=0.3" in report
+    )
+    assert "per model: SASRec.hidden_size=32, BPR.embedding_size=8." in report

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
-from recbole.evaluator import Collector
+from recbole.evaluator import Collector, Evaluator
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.quick_start import run_recbole
 from recbole.trainer import Trainer
-from recbole.utils import InputType, get_model, get_trainer
+from recbole.utils import InputType, get_model, get_trainer, init_seed
 
 from recbole_llmemf import evaluation
-from recbole_llmemf.candidates import FixedCandidateSampler, candidate_path
-from recbole_llmemf.evaluation import SortFreeCollector, domain_aware
+from recbole_llmemf.candidates import FixedCandidateSampler
+from recbole_llmemf.evaluation import TieCollector, TieEvaluator, domain_aware
 
 # user -> merged history; X items are domain "A", Y items domain "B"
 HISTORIES = {
@@ -140,22 +142,21 @@ def read_candidates(path):
     return [line.split("\t") for line in path.read_text().splitlines()[1:]]
 
 
-def tiny_config(tiny_dataset, **extra):
-    return Config(model="SASRec", dataset="tiny", config_dict={**tiny_dataset.config, **extra})
+def candidate_files(tiny_dataset, phase="test", seed=2026):
+    return sorted(
+        (tiny_dataset.data_path / "tiny").glob(f"tiny.{phase}-candidates-5-seed{seed}-*.tsv")
+    )
 
 
 def test_candidates_file_is_seeded_and_holds_no_positive_and_no_other_domain(tiny_dataset):
     run_sampled(tiny_dataset, "Pop")
-    config = tiny_config(tiny_dataset, protocol="sampled999")
-    path = candidate_path(config, "test", 5)
+    [path] = candidate_files(tiny_dataset)
     first = path.read_bytes()
     path.unlink()
     run_sampled(tiny_dataset, "Pop")
     assert path.read_bytes() == first, "same seed, same candidates"
     run_sampled(tiny_dataset, "Pop", candidate_seed=7)
-    other_seed = candidate_path(
-        tiny_config(tiny_dataset, protocol="sampled999", candidate_seed=7), "test", 5
-    )
+    [other_seed] = candidate_files(tiny_dataset, seed=7)
     assert other_seed.read_bytes() != first
 
     folder = tiny_dataset.data_path / "tiny"
@@ -175,6 +176,33 @@ def test_candidates_file_is_seeded_and_holds_no_positive_and_no_other_domain(tin
         assert {domain_of[n] for n in negatives} == {domain_of[target]}
 
 
+def test_changed_histories_draw_new_candidates_never_reuse(tiny_dataset):
+    run_sampled(tiny_dataset, "Pop")
+    [old] = candidate_files(tiny_dataset)
+    stamp = old.stat().st_mtime_ns
+    run_sampled(tiny_dataset, "SASRec")
+    assert candidate_files(tiny_dataset) == [old] and old.stat().st_mtime_ns == stamp, (
+        "same data: every model reads the same file"
+    )
+    # the same (user, target) pairs, one user's first item replaced by another of its domain
+    inter = tiny_dataset.data_path / "tiny" / "tiny.inter"
+    header, first, *rest = inter.read_text().splitlines()
+    user, item, time = first.split("\t")
+    items = {line.split("\t")[1] for line in rest if line.split("\t")[0] == user}
+    other = next(
+        line.split("\t")[1]
+        for line in rest
+        if line.split("\t")[1][0] == item[0] and line.split("\t")[1] not in items | {item}
+    )
+    inter.write_text("\n".join([header, f"{user}\t{other}\t{time}", *rest]) + "\n")
+    run_sampled(tiny_dataset, "Pop")
+    files = candidate_files(tiny_dataset)
+    assert len(files) == 2, "new cases, new file"
+    [new] = [path for path in files if path != old]
+    negatives = {row[0]: row[2].split() for row in read_candidates(new)}
+    assert other not in negatives[user], "drawn for the new history"
+
+
 MODELS = ["LLMEMF", "SASRec", "GRU4Rec", "SRGNN", "BPR", "ItemKNN"]
 
 
@@ -188,12 +216,12 @@ def test_every_model_scores_the_candidates_of_the_file(tiny_dataset, monkeypatch
         return negatives
 
     monkeypatch.setattr(FixedCandidateSampler, "sample_by_user_ids", spy)
-    path = candidate_path(tiny_config(tiny_dataset, protocol="sampled999"), "test", 5)
     stamp = None
     for model in MODELS:
         served.clear()
         result = run_sampled(tiny_dataset, model)["test_result"]
         assert 0 < result["fullmrr"] <= 1
+        [path] = candidate_files(tiny_dataset)
         stamp = stamp or path.stat().st_mtime_ns
         assert served.get("test"), f"{model} did not read the candidates file"
     assert path.stat().st_mtime_ns == stamp, "drawn once, then only read"
@@ -218,12 +246,12 @@ def test_sampled_scores_from_full_sort_equal_recbole_predict_path(
     assert fast == pytest.approx(slow, abs=1e-4)
 
 
-def test_sort_free_ranks_equal_recbole_sorted_ranks(tiny_dataset):
+def test_counted_mean_ranks_equal_recbole_sorted_ranks(tiny_dataset):
     """Ties, several positives per row, masked (-inf) items: the same rec.meanrank and rec.topk."""
     config = Config(
         model="LLMEMF",
         dataset="tiny",
-        config_dict={**tiny_dataset.config, "metrics": ["FullMRR", "NDCG", "GAUC"]},
+        config_dict={**tiny_dataset.config, "metrics": ["GAUC", "ItemCoverage"]},
     )
     generator = torch.Generator().manual_seed(0)
     scores = torch.randint(0, 6, (7, 40), generator=generator).float()  # many ties
@@ -231,9 +259,169 @@ def test_sort_free_ranks_equal_recbole_sorted_ranks(tiny_dataset):
     positive_u = torch.tensor([0, 1, 1, 2, 3, 4, 5, 6, 6, 6])
     positive_i = torch.tensor([7, 8, 30, 9, 10, 11, 12, 13, 20, 39])
     collected = []
-    for collector in (Collector(config), SortFreeCollector(config)):
+    for collector in (Collector(config), TieCollector(config)):
         collector.eval_batch_collect(scores.clone(), None, positive_u, positive_i)
         collected.append(collector.get_data_struct())
     recbole, ours = collected
     torch.testing.assert_close(ours.get("rec.meanrank"), recbole.get("rec.meanrank"))
-    torch.testing.assert_close(ours.get("rec.topk"), recbole.get("rec.topk"))
+    torch.testing.assert_close(ours.get("rec.items"), recbole.get("rec.items"))
+
+
+TIE_METRICS = ["FullMRR", "MRR", "NDCG", "Hit", "Recall", "Precision", "MAP"]
+
+
+def tie_rule(config, scores, positive_u, positive_i):
+    collector = TieCollector(config)
+    collector.eval_batch_collect(scores, None, positive_u, positive_i)
+    return TieEvaluator(config).evaluate(collector.get_data_struct())
+
+
+def test_hand_made_ties_get_their_exact_expected_values(tiny_dataset):
+    config = Config(
+        model="SASRec",
+        dataset="tiny",
+        config_dict={**tiny_dataset.config, "metrics": TIE_METRICS, "topk": [1, 3]},
+    )
+    minus = float("-inf")
+    scores = torch.tensor(
+        [
+            [minus, 3.0, 1.0, 1.0, 1.0, 0.0],  # target 3: 1 above, tied with 2 others: j in 2..4
+            [minus, 2.0, 2.0, 2.0, 2.0, 2.0],  # constant scorer: j in 1..5
+            [minus, 5.0, 4.0, 0.0, minus, minus],  # target 2, no tie: j = 2
+        ]
+    )
+    result = tie_rule(config, scores, torch.tensor([0, 1, 2]), torch.tensor([3, 1, 2]))
+    mrr = [(1 / 2 + 1 / 3 + 1 / 4) / 3, sum(1 / j for j in range(1, 6)) / 5, 1 / 2]
+    mrr3 = [(1 / 2 + 1 / 3) / 3, (1 + 1 / 2 + 1 / 3) / 5, 1 / 2]
+    ndcg3 = [(1 / np.log2(3) + 1 / np.log2(4)) / 3, (1 + 1 / np.log2(3) + 0.5) / 5, 1 / np.log2(3)]
+    hit3 = [2 / 3, 3 / 5, 1]
+    expected = {
+        "fullmrr": np.mean(mrr),
+        "mrr@1": np.mean([0, 1 / 5, 0]),
+        "mrr@3": np.mean(mrr3),
+        "map@3": np.mean(mrr3),
+        "ndcg@1": np.mean([0, 1 / 5, 0]),
+        "ndcg@3": np.mean(ndcg3),
+        "hit@1": np.mean([0, 1 / 5, 0]),
+        "hit@3": np.mean(hit3),
+        "recall@3": np.mean(hit3),
+        "precision@3": np.mean(hit3) / 3,
+    }
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_tie_rule_is_recbole_metrics_averaged_over_every_order_of_the_ties(tiny_dataset):
+    """Break the ties in each of their orders, let RecBole compute its own metrics on the strict
+    scores, average: that is the expectation the tie rule promises, for every metric."""
+    config = Config(
+        model="SASRec",
+        dataset="tiny",
+        config_dict={**tiny_dataset.config, "metrics": TIE_METRICS[1:], "topk": [1, 2, 3, 5]},
+    )
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 3, (6, 6), generator=generator).float()  # about 2 ties per value
+    positive_u, positive_i = torch.arange(6), torch.randint(0, 6, (6,), generator=generator)
+    ours = tie_rule(config, scores.clone(), positive_u, positive_i)
+    orders = list(itertools.permutations(range(6)))
+    averaged = {}
+    for order in orders:  # the position in `order` breaks ties within each equal-score group
+        strict = scores + 1e-3 * torch.tensor(order, dtype=torch.float)
+        collector = Collector(config)
+        collector.eval_batch_collect(strict, None, positive_u, positive_i)
+        for key, value in Evaluator(config).evaluate(collector.get_data_struct()).items():
+            averaged[key] = averaged.get(key, 0) + value / len(orders)
+    assert set(averaged) == set(ours)
+    for key, value in averaged.items():
+        assert ours[key] == pytest.approx(value, abs=2e-4), key
+
+
+class ConstantScorer(SequentialRecommender):
+    """Every item gets the same score: no information, so every metric must be at chance."""
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def full_sort_predict(self, interaction):
+        return torch.zeros(len(interaction), self.n_items)
+
+    def predict(self, interaction):
+        return torch.zeros(len(interaction))
+
+
+def chance(n_candidates: np.ndarray) -> dict:
+    """Closed form of a uniformly random rank among n: MRR = H(n) / n, Hit@10, NDCG@10."""
+    harmonic = np.array([sum(1 / j for j in range(1, n + 1)) for n in n_candidates])
+    top = np.minimum(n_candidates, 10)
+    discount = np.array([sum(1 / np.log2(j + 1) for j in range(1, t + 1)) for t in top])
+    return {
+        "fullmrr": np.mean(harmonic / n_candidates),
+        "hit@10": np.mean(top / n_candidates),
+        "ndcg@10": np.mean(discount / n_candidates),
+    }
+
+
+@pytest.mark.parametrize("protocol", ["full", "sampled"])
+def test_constant_scorer_gets_chance_under_both_protocols(tiny_dataset, protocol):
+    extra = SAMPLED_5 if protocol == "sampled" else {}
+    config = Config(
+        model=ConstantScorer,
+        dataset="tiny",
+        config_dict={**tiny_dataset.config, **extra, "topk": [10]},
+    )
+    dataset = create_dataset(config)
+    _, valid_data, test_data = data_preparation(config, dataset)
+    model = ConstantScorer(config, test_data._dataset)
+    trainer = domain_aware(Trainer)(config, model)
+    domain = dataset.item_feat["domain"].numpy()
+    for phase, data in (("valid", valid_data), ("test", test_data)):  # early stopping and test
+        rows = data._dataset.inter_feat
+        if protocol == "sampled":
+            n_candidates = np.full(len(rows), 1 + 5)
+        else:  # the target's domain minus the case's earlier items, the target kept
+            cases = zip(rows["item_id_list"].tolist(), rows["item_id"].tolist())
+            n_candidates = np.array(
+                [
+                    (domain == domain[target]).sum()
+                    - sum(domain[item] == domain[target] for item in set(history) - {0, target})
+                    for history, target in cases
+                ]
+            )
+        result = trainer.evaluate(data, load_best_model=False)
+        for key, value in chance(n_candidates).items():
+            assert result[key] == pytest.approx(value, abs=1e-4), (phase, key)
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "BPR"])
+def test_sampled_protocol_batches_eval_batch_size_cases(tiny_dataset, model_name, monkeypatch):
+    """64 cases per batch (RecBole: 64 rows, so 64 // (1 + 5) = 10 cases), and the same metrics as
+    one case per batch."""
+    drawn = []
+    original = FixedCandidateSampler.sample_by_user_ids
+
+    def spy(self, user_ids, item_ids, num):
+        drawn.append(len(user_ids))  # RecBole's collate asks once per case
+        return original(self, user_ids, item_ids, num)
+
+    monkeypatch.setattr(FixedCandidateSampler, "sample_by_user_ids", spy)
+    results, batches = [], []
+    for eval_batch_size in (64, 1):
+        config = Config(
+            model=model_name,
+            dataset="tiny",
+            config_dict={**tiny_dataset.config, **SAMPLED_5, "eval_batch_size": eval_batch_size},
+        )
+        init_seed(config["seed"], True)
+        dataset = create_dataset(config)
+        _, valid_data, test_data = data_preparation(config, dataset)
+        model = get_model(model_name)(config, test_data._dataset)
+        trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+        drawn.clear()
+        results.append(trainer.evaluate(test_data, load_best_model=False))
+        batches.append((len(valid_data), len(test_data)))
+        assert sum(drawn) == 80 and (max(drawn) > 1) == (eval_batch_size > 1)
+    assert batches == [(2, 2), (80, 80)], "80 cases, one per user"
+    assert results[0] == pytest.approx(results[1], abs=1e-4)

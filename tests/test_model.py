@@ -182,8 +182,13 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     LLMEMF(ours, train_data._dataset)
     type("Probe", (SequentialRecommender,), {})(base, train_data._dataset)
     model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
-    # read elsewhere: train_neg_sample_args by RecBole's Config, the suffixes by LLMEMFDataset
-    elsewhere = {"train_neg_sample_args", "image_feature_suffix", "text_feature_suffix"}
+    # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset
+    elsewhere = {
+        "train_neg_sample_args",
+        "image_feature_suffix",
+        "text_feature_suffix",
+        "shuffled_modalities",
+    }
     # domain_field comes from the dataset yaml, since every model's evaluation needs it
     assert ours.keys - base.keys - {"domain_field"} == set(model_yaml) - elsewhere
 
