@@ -16,7 +16,6 @@ standard library is imported until the arguments are parsed, so ``--help`` is in
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-logger = logging.getLogger(__name__)
 NEXT, ALL = "next", "all"
 
 
@@ -245,7 +243,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.top_k < 1 or args.chunk_users < 1:
         print("llmemf-recommend: --top-k and --chunk-users must be positive", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
     import recbole_llmemf  # noqa: F401  first: RecBole's compat fixes, LLMEMF, trusted reload
@@ -263,9 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     start = time.perf_counter()
     config, model, dataset, *_ = load_data_and_model(args.checkpoint)
-    logger.info(
-        f"loaded {config['model']} on {config['dataset']} in {time.perf_counter() - start:.1f} s"
-    )
+    load_seconds = time.perf_counter() - start
     try:
         summary = recommend(
             model,
@@ -281,9 +276,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"llmemf-recommend: {error}", file=sys.stderr)
         return 2
+    peak_gpu = (
+        f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+        if device.type == "cuda"
+        else ""
+    )
     print(
         f"wrote {summary.rows} rows for {summary.users} users to {args.out} in "
-        f"{summary.seconds:.1f} s ({summary.users / summary.seconds:.0f} users/s, {device})"
+        f"{summary.seconds:.1f} s ({summary.users / summary.seconds:.0f} users/s on {device}"
+        f"{peak_gpu}) after loading {config['model']} and {config['dataset']} in "
+        f"{load_seconds:.1f} s"
     )
     return 0
 
