@@ -6,8 +6,10 @@ user's longest case (its history, then its target). The model scores the last
 ``MAX_ITEM_LIST_LENGTH`` items of that history, as in evaluation; the items of the whole history are
 never recommended. Candidates are one domain's items: a named domain, or each user's next domain,
 taken as the domain of their latest interaction (in the C2DSR and leave-one-out splits, the domain
-the evaluation ranks that user in). Users are scored in chunks, so memory stays about
-``chunk x items x 5`` bytes beside the model and the data, and rows are written as each chunk ends.
+the evaluation ranks that user in). Users are scored in chunks (``--chunk-users``), so memory stays
+at about 10 bytes per user and item of a chunk beside the model and the data, and rows are written
+as each chunk ends. Another chunk size gives the same lists; a score may differ in its last digit
+(a matmul over another number of rows rounds differently).
 
 Works for LLMEMF and RecBole's models alike (anything with ``full_sort_predict``). Only the
 standard library is imported until the arguments are parsed, so ``--help`` is instant.
