@@ -18,7 +18,9 @@ Its checkpoint keeps the multi-process config, so ``load_data_and_model`` fails 
 - ``quick_start.run_recboles``, the target ``mp.spawn`` starts in each new process: this module's
   :func:`run_recboles` imports the plugin there (a spawned process starts a fresh interpreter).
 - ``ensure_dir``: processes that start together no longer race to create ``log/`` and ``saved/``.
-- ``create_samplers`` of the fixed-candidate protocol (registry.py): see :func:`in_turn`.
+- ``create_dataset`` in ``run_recbole`` and ``create_samplers`` of the fixed-candidate protocol
+  (registry.py): the first process writes the files they cache, then the others read them
+  (:func:`in_turn`).
 
 and :func:`distributed_trainer` adds :class:`DistributedEvaluation` to every trainer (registry.py's
 ``get_trainer`` hook); it does nothing in one process.
@@ -71,6 +73,8 @@ def install() -> None:
         init_device._llmemf_backend = True
         Config._init_device = init_device
     recbole_trainer.DistributedDataParallel = DeviceAwareDDP
+    if not getattr(quick_start.create_dataset, "_llmemf_in_turn", False):
+        quick_start.create_dataset = _loaded_in_turn(quick_start.create_dataset)
     quick_start.run_recboles = run_recboles
     for module in _ENSURE_DIR_USERS:
         importlib.import_module(module).ensure_dir = ensure_dir
@@ -80,6 +84,18 @@ def ensure_dir(dir_path: str) -> None:
     """RecBole's ``ensure_dir`` (utils.py L44-52) tests, then creates: processes starting together
     race on ``log/`` and ``saved/`` and one dies with FileExistsError."""
     os.makedirs(dir_path, exist_ok=True)
+
+
+def _loaded_in_turn(create_dataset: Callable) -> Callable:
+    """The first process loads the data first: it writes the binary copies of the feature files
+    (recbole_llmemf/features.py), which the others then read instead of racing to write them."""
+
+    @functools.wraps(create_dataset)
+    def load(config):
+        return in_turn(config, create_dataset, config)
+
+    load._llmemf_in_turn = True
+    return load
 
 
 def run_recboles(rank: int, *args) -> None:
