@@ -5,8 +5,9 @@
 Generates the synthetic two-domain data set at that size (``llmemf-data synthetic``'s generator),
 builds an untrained model (scores cost the same whatever the weights) and saves it as RecBole's
 checkpoint, then runs ``llmemf-recommend`` on it in its own process, so its peak memory is measured
-alone. Prints the figures last: users/s of the scoring (chunks, masks, top-k, TSV), the time to
-load the checkpoint and data, and the recommend process's peak RSS (and peak GPU memory on CUDA).
+alone. Prints the figures last: users/s of the scoring (chunks, masks, top-k, TSV; wall clock), the
+time to load the checkpoint and data, the recommend process's wall and CPU seconds (on a shared
+machine CPU seconds say more) and its peak RSS (and peak GPU memory on CUDA).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def main() -> None:
         start = time.perf_counter()
         output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=folder)
         total = time.perf_counter() - start
-    peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the recommend process alone
+    peak_rss = usage.ru_maxrss / 2**20  # KiB -> GiB
     summary = output.stdout.strip().splitlines()[-1]
     users_per_s = float(re.search(r"\(([\d.]+) users/s", summary).group(1))
     loaded = re.search(r"after loading .* in ([\d.]+) s", summary)
@@ -84,6 +86,7 @@ def main() -> None:
     )
     print(f"load_s: {float(loaded.group(1)):.1f}")
     print(f"recommend_process_s: {total:.1f}")
+    print(f"recommend_process_cpu_s: {usage.ru_utime + usage.ru_stime:.1f}")
     print(f"users_per_s: {users_per_s:.0f}")
     print(f"peak_rss_gib: {peak_rss:.2f}")
 

@@ -39,7 +39,7 @@ def free_port() -> str:
     ],
 )
 def test_two_cpu_processes_match_one_process_and_checkpoint_reloads(model, protocol, tiny_dataset):
-    config = {**tiny_dataset.config, **protocol, "epochs": 2}
+    config = {**tiny_dataset.config, **protocol}
     result = run(model, "tiny", config_dict=config, nproc=2, port=free_port())
     multi_process = result["test_result"]
     assert {"Movie/fullmrr", "Book/fullmrr", "Movie/both/fullmrr"} <= set(multi_process)
