@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import torch
 
-    import recbole_llmemf  # noqa: F401  first: RecBole's compat fixes, LLMEMF, trusted reload
+    import recbole_llmemf  # noqa: F401  first: RecBole's compat fixes, LLMEMF, checkpoint reload
 
     # isort: split
     from recbole.quick_start import load_data_and_model
