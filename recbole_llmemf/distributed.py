@@ -66,7 +66,10 @@ def install() -> None:
 
         @functools.wraps(original)
         def init_device(config) -> None:
-            if "local_rank" not in config.final_config_dict or not _needs_own_start(config):
+            if "local_rank" not in config.final_config_dict:
+                return original(config)
+            _set_visible_gpus(config.final_config_dict)  # before CUDA is first asked, as RecBole
+            if not _needs_own_start(config):
                 return original(config)
             _init_process_group(config)
 
@@ -122,6 +125,13 @@ def dist_backend(config) -> str:
     return backend
 
 
+def _set_visible_gpus(cfg: dict) -> None:
+    """The first lines of RecBole's ``_init_device``: ``gpu_id`` as a string, made the visible set."""
+    gpu_id = cfg["gpu_id"]
+    cfg["gpu_id"] = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
+    os.environ["CUDA_VISIBLE_DEVICES"] = cfg["gpu_id"]
+
+
 def _needs_own_start(config) -> bool:
     return not (dist_backend(config) == "nccl" and uses_cuda(config))
 
@@ -131,10 +141,6 @@ def _init_process_group(config) -> None:
     cfg = config.final_config_dict
     local_rank = cfg["local_rank"]
     on_gpu = uses_cuda(config)
-    if on_gpu:
-        gpu_id = cfg["gpu_id"]
-        cfg["gpu_id"] = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
-        os.environ["CUDA_VISIBLE_DEVICES"] = cfg["gpu_id"]
     dist.init_process_group(
         backend=dist_backend(config),
         rank=local_rank + cfg["offset"],
