@@ -37,7 +37,6 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
-from recbole.evaluator import Evaluator
 from recbole.quick_start import quick_start
 from recbole.quick_start.quick_start import run_recboles as _recbole_run_recboles
 from recbole.trainer import trainer as recbole_trainer
@@ -181,17 +180,17 @@ class DeviceAwareDDP(DistributedDataParallel):
         super().__init__(module, device_ids=None if on_cpu else device_ids, **kwargs)
 
 
-class GatheringEvaluator(Evaluator):
-    """RecBole's evaluator over the cases of every process, in the order one process sees them.
+class GatheringEvaluator:
+    """Wraps the trainer's evaluator (RecBole's, or the domain-aware trainer's own) for one
+    evaluation: its metrics over the cases of every process, in the order one process sees them.
+    ``n_cases`` is the evaluated loader's ``sample_size``; it drops the cases DistributedSampler
+    repeats to give every process as many."""
 
-    ``n_cases`` is the evaluated loader's number of cases (its ``sample_size``); it drops the
-    cases DistributedSampler repeats to give every process as many.
-    """
-
-    n_cases = 0
+    def __init__(self, evaluator, n_cases: int, device: torch.device):
+        self.evaluator, self.n_cases, self.device = evaluator, n_cases, device
 
     def evaluate(self, dataobject):
-        return super().evaluate(gather_cases(dataobject, self.n_cases, self.config["device"]))
+        return self.evaluator.evaluate(gather_cases(dataobject, self.n_cases, self.device))
 
 
 def gather_cases(struct, n_cases: int, device: torch.device):
@@ -238,8 +237,6 @@ class DistributedEvaluation:
         names = [self.saved_model_file]
         dist.broadcast_object_list(names, src=0)
         self.saved_model_file = names[0]
-        if self._gathers():
-            self.evaluator = GatheringEvaluator(config)
 
     def _gathers(self) -> bool:
         return (
@@ -249,12 +246,18 @@ class DistributedEvaluation:
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if not self.config["single_spec"] and eval_data:
-            if load_best_model:
-                dist.barrier()  # the first process may still be writing the checkpoint
-            if self._gathers():
-                self.evaluator.n_cases = eval_data.sample_size
-        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        if self.config["single_spec"] or not eval_data:
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        if load_best_model:
+            dist.barrier()  # the first process may still be writing the checkpoint
+        if not self._gathers():
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        evaluator = self.evaluator
+        self.evaluator = GatheringEvaluator(evaluator, eval_data.sample_size, self.device)
+        try:
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        finally:
+            self.evaluator = evaluator
 
     def _map_reduce(self, result, num_sample):
         if self._gathers():
