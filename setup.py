@@ -50,6 +50,7 @@ setup(
             "llmemf-demo=recbole_llmemf.cli:demo_main",
             "llmemf-bench=recbole_llmemf.bench:main",
             "llmemf-data=recbole_llmemf.dataset_tools.cli:main",
+            "llmemf-recommend=recbole_llmemf.recommend:main",
         ]
     },
 )

@@ -30,6 +30,12 @@ copies into the feature files' metadata. A run that did not answer every selecte
 replaces an output holding more answers (e.g. a failed run with another ``--model``): the earlier
 file stays, this run's answers stay in the cache.
 
+Several processes or machines. ``--shard K/N`` enriches every N-th titled item from K into its
+own cache ``<cache stem>.shard-K-of-N.jsonl`` (resumable as above) and writes
+``<name>.enriched.shard-K-of-N.tsv``; ``--merge`` (same options, shard caches copied beside the
+cache) appends their answers to the cache, refuses to go on if an item has none, and writes the
+outputs as one unsharded run does.
+
 Exit status: 0 when every selected item has an answer, 1 when some items failed after their retries
 (rerun to retry just those), 2 on bad input, a refused API key or a server that cannot be reached.
 """
@@ -58,6 +64,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from recbole_llmemf.dataset_tools import _shards
 from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 
 logger = logging.getLogger(__name__)
@@ -749,6 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: penalty on repeated tokens (1.0 = none)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _shards.add_shard_options(parser, "titled item")
     return parser
 
 
@@ -763,6 +771,51 @@ def looks_like_a_key(value: str) -> bool:
         return True
     classes = sum(map(bool, (re.search(p, value) for p in ("[a-z]", "[A-Z]", "[0-9]"))))
     return len(value) >= 24 and classes >= 2 and "_" not in value.strip("_")
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def for_shard(
+    shard: _shards.Shard, selected: list[ItemRecord], cache_path: Path, out: Path
+) -> tuple[list[ItemRecord], Path, Path]:
+    """Shard K/N's items, its own cache (machines never append to one file) and its own output."""
+    return (
+        _shards.take(selected, shard),
+        _shards.shard_path(cache_path, shard),
+        _shards.shard_path(out, shard),
+    )
+
+
+def merge_shard_caches(
+    cache_path: Path, selected: Sequence[ItemRecord], template: str, model: str
+) -> int:
+    """Append the shard caches' answers that ``cache_path`` lacks to it; return how many.
+
+    Raises:
+        EnrichError: some selected item has no answer for this template and model in any cache.
+    """
+    digest = template_hash(template)
+    keys = [cache_key(item.item_id, digest, model) for item in selected]
+    added = 0
+    with EnrichmentCache(cache_path) as cache:
+        shard_caches = _shards.found_shard_paths(cache_path)
+        for path in shard_caches:
+            with EnrichmentCache(path) as shard_cache:
+                for key in keys:
+                    record = shard_cache.get(key)
+                    if record is not None and key not in cache:
+                        cache.append(record)
+                        added += 1
+        missing = [key[0] for key in keys if key not in cache]
+    if missing:
+        raise EnrichError(
+            f"merge: {len(missing)} of {len(keys)} items have no answer for {model} in "
+            f"{cache_path.name} or its {len(shard_caches)} shard caches (e.g. '{missing[0]}'); "
+            "finish the --shard runs first"
+        )
+    logger.info("merged %d answers from %d shard caches", added, len(shard_caches))
+    return added
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
@@ -815,6 +868,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = make_backend(args)
         cache_path = Path(args.cache) if args.cache else folder / f"{name}.enrich_cache.jsonl"
         out = Path(args.out) if args.out else folder / f"{name}.enriched.tsv"
+        if args.shard:
+            selected, cache_path, out = for_shard(args.shard, selected, cache_path, out)
+        if args.merge:
+            merge_shard_caches(cache_path, selected, template, backend.label)
         with torch_threads(args.threads), EnrichmentCache(cache_path) as cache:
             stats = None
             try:

@@ -37,6 +37,10 @@ Resuming. Each output is computed in shards of ``--shard-size`` items under
 inputs and the encoder settings, so a rerun skips every finished shard and recomputes only shards
 whose titles, enrichment, image references or encoder changed. A ``manifest.json`` lists the
 shards of the current run; the merge into the output file is atomic.
+
+Several processes or machines. ``--shard K/N`` computes only every N-th of those shards from K
+(same options everywhere, the work folder shared or copied together); ``--merge`` then checks that
+every shard is there and writes the files, byte for byte those of one unsharded run.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from recbole_llmemf.dataset_tools import _shards
 from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.dataset_tools.enrich import (
     THREADS_HELP,
@@ -388,8 +393,13 @@ def run_job(
     shard_size: int,
     signature_of=lambda inputs: inputs,
     progress: bool = True,
+    part: _shards.Shard | None = None,
+    merge: bool = False,
 ) -> tuple[list[str], np.ndarray, Counter]:
     """Compute missing shards, then return ``(tokens, vectors [n, dim], missing reasons)``.
+
+    ``part`` (``--shard K/N``): compute only every N-th shard from K and return nothing.
+    ``merge``: compute nothing; every shard must be there (:mod:`._shards`).
 
     ``encode_shard(inputs) -> (vectors [k, dim] | None, reasons)`` gets the inputs of one shard's
     items that have one; ``reasons[i]`` is "" where row i got a vector.
@@ -411,6 +421,7 @@ def run_job(
         shard_files.append(path)
         if not path.is_file():
             todo.append((chunk, path))
+    todo = _shards_to_compute(todo, shard_files, part, merge)
     manifest = {
         "kind": job.kind,
         "encoder": job.encoder_name,
@@ -419,8 +430,9 @@ def run_job(
         "shard_size": shard_size,
         "shards": [path.name for path in shard_files],
     }
-    with atomic_write(work_dir / "manifest.json") as file:
-        json.dump(manifest, file, indent=2)
+    if part is None:  # concurrent shard runs would race on it; the merge writes it
+        with atomic_write(work_dir / "manifest.json") as file:
+            json.dump(manifest, file, indent=2)
     n_todo = sum(len(items[chunk]) for chunk, _ in todo)
     n_encoded = 0
     if len(todo) < len(shard_files):
@@ -457,6 +469,8 @@ def run_job(
                 )
             bar.update(len(tokens))
     seconds = time.perf_counter() - start_time
+    if part is not None:
+        return [], np.zeros((0, 0), np.float32), Counter()
     if n_todo:  # the rate of items actually encoded: items without an input cost nothing
         logger.info(
             "%s: %d items encoded in %.1fs (%.1f items/s); %d without a vector",
@@ -478,6 +492,22 @@ def run_job(
             reasons_count.update(shard["reasons"].tolist())
     vectors = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
     return tokens, vectors, reasons_count
+
+
+def _shards_to_compute(todo: list, shard_files: list[Path], part, merge: bool) -> list:
+    """The missing shards this run computes: all, shard K/N's share (``part``), or, for a merge,
+    none (an error if any is missing)."""
+    if part is not None:
+        mine = {shard_files[number] for number in _shards.take(range(len(shard_files)), part)}
+        return [(chunk, path) for chunk, path in todo if path in mine]
+    if merge and todo:
+        names = ", ".join(path.name[: len("shard_00000")] for _, path in todo[:5])
+        raise FeatureError(
+            f"merge: {len(todo)} of {len(shard_files)} shards are missing ({names}"
+            f"{', ...' if len(todo) > 5 else ''}) for these inputs and settings; finish the "
+            "--shard runs (same options) first"
+        )
+    return todo
 
 
 def write_vectors(path: Path, field: str, tokens: Sequence[str], vectors: np.ndarray) -> None:
@@ -583,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _shards.add_shard_options(parser, "shard of --shard-size items (.item order)")
     return parser
 
 
@@ -711,6 +742,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                 args.shard_size,
                 fetcher.signature,
                 progress,
+                part=args.shard,
+                merge=args.merge,
             )
             dim = clip_model.config.projection_dim
         else:
@@ -725,9 +758,18 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
                 return encoder.encode(shard_texts), [""] * len(shard_texts)
 
             tokens, vectors, reasons = run_job(
-                job, items, work_root / suffix, encode_shard, args.shard_size, progress=progress
+                job,
+                items,
+                work_root / suffix,
+                encode_shard,
+                args.shard_size,
+                progress=progress,
+                part=args.shard,
+                merge=args.merge,
             )
             dim = vectors.shape[1] if len(vectors) else None
+        if args.shard:  # a shard run only computes its shards; --merge writes the files
+            continue
         vectors = _normalized(vectors, args.normalize)
         out = folder / f"{name}.{suffix}"
         if not tokens:
@@ -764,6 +806,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             "wrote %s: %d of %d items, %d-d", out.name, len(tokens), len(items), meta["dimension"]
         )
 
+    if args.shard:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; run --merge once every shard is")
+        return {}
     header = ["domain", "items", "title", "enrichment"] + [f"{k}_vector" for k in written]
     rows = coverage_table(items, enriched, written)
     report = format_coverage(header, rows)

@@ -37,7 +37,12 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", default="LLMEMF", help="model class name")
     parser.add_argument("--dataset", "-d", default="llmemf_demo", help="dataset name")
     parser.add_argument("--config_files", default=None, help="space-separated yaml files")
-    parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) to use")
+    parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine")
+    # several machines, as RecBole's run_recbole.py: each starts --nproc processes, ranks from offset
+    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines")
+    parser.add_argument("--ip", default="localhost", help="address of the first machine")
+    parser.add_argument("--port", default="5678", help="free port on the first machine")
+    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first")
     return parser
 
 
@@ -60,6 +65,10 @@ def run_recbole_main(argv: Sequence[str] | None = None) -> int:
             config_file_list=config_files,
             config_dict={"checkpoint_per_run": True},  # registry.OwnCheckpointFile
             nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
         )
     if result is not None:
         print(format_result_table(result["test_result"], DEMO_METRICS))

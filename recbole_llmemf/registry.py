@@ -5,7 +5,8 @@ reads yaml files from RecBole's own folder. ``register()`` hooks the few places 
 up by name, instead of shadowing RecBole with copies: the model module, ``<Model>Dataset``,
 ``Config``'s internal yaml, the trainer lookup (domain-aware evaluation, a checkpoint file per run),
 the eval samplers (fixed candidates), the sampled-evaluation batch width, the metric tables
-(untruncated MRR) and the training data of general models.
+(untruncated MRR), the training data of general models and multi-process start-up
+(distributed.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from recbole.config import Config
 from recbole.data.dataloader import NegSampleEvalDataLoader
 from recbole.utils import ModelType
 
+from recbole_llmemf import distributed
 from recbole_llmemf.candidates import fixed_candidate_samplers
 from recbole_llmemf.evaluation import case_batches, cases_per_batch, domain_aware
 from recbole_llmemf.features import LLMEMFDataset, check_files_before_loading
@@ -64,6 +66,7 @@ def register() -> None:
         _wrap(module, "get_model", _explain_unknown_model)
     for module in (recbole_utils, recbole_utils_module, quick_start):
         _wrap(module, "get_trainer", _domain_aware_trainer)
+    distributed.install()  # multi-process runs: backend from `dist_backend`, CPU-capable
 
 
 def _wrap(owner: object, name: str, hook: Callable) -> None:
@@ -106,11 +109,16 @@ def _fixed_candidates_when_asked(create_samplers: Callable, config, dataset, bui
     samplers = create_samplers(config, dataset, built_datasets)
     if not config["fixed_candidates"]:
         return samplers
-    return fixed_candidate_samplers(config, dataset, built_datasets, samplers)
+    # several processes: the first draws the candidate files, the others read them
+    return distributed.in_turn(
+        config, fixed_candidate_samplers, config, dataset, built_datasets, samplers
+    )
 
 
 def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):
-    return own_checkpoint(domain_aware(get_trainer(model_type, model_name)))
+    # the domain split runs first, so each part is gathered across processes (distributed.py)
+    trainer = distributed.distributed_trainer(get_trainer(model_type, model_name))
+    return own_checkpoint(domain_aware(trainer))
 
 
 class OwnCheckpointFile:
