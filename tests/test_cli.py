@@ -7,6 +7,7 @@ import argparse
 import json
 import subprocess
 import sys
+import warnings
 from importlib import metadata
 
 import pytest
@@ -118,3 +119,34 @@ def test_demo_help_names_the_metric_it_prints():
 
     help_text = parsers.build_demo_parser().format_help()
     assert "fullmrr" in DEMO_METRICS and "MRR@10" not in help_text and "fullmrr" in help_text
+
+
+UPSTREAM_WARNINGS = [
+    (
+        "A value is trying to be set on a copy of a DataFrame or Series through chained assignment "
+        "using an inplace method.",
+        FutureWarning,
+        "recbole.data.dataset.dataset",
+    ),
+    (
+        "`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
+        "`torch.amp.GradScaler('cuda', args...)` instead.",
+        FutureWarning,
+        "recbole.trainer.trainer",
+    ),
+    ("pkg_resources is deprecated as an API. See ...", UserWarning, "ray._private.parameter"),
+]
+
+
+def test_commands_silence_exactly_recboles_known_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        commands.quiet_upstream_warnings()
+        for message, category, module in UPSTREAM_WARNINGS:
+            warnings.warn_explicit(message, category, f"{module}.py", 1, module=module)
+            warnings.warn_explicit(message, category, "ours.py", 1, module="recbole_llmemf.model")
+        warnings.warn_explicit("other", FutureWarning, "x.py", 1, module="recbole.trainer.trainer")
+    assert [(str(w.message), w.category) for w in caught] == [
+        *((message, category) for message, category, _ in UPSTREAM_WARNINGS),
+        ("other", FutureWarning),
+    ]
