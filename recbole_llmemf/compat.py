@@ -115,9 +115,9 @@ def _checkpoint_callables() -> dict[tuple[str, str], Callable]:
     """What a RecBole checkpoint calls while it loads: tensor rebuilders, OrderedDict,
     torch.device, RecBole's enums, numpy arrays, dtypes and scalars. None of them runs code it is
     handed (torch's ``_rebuild_from_type_v2``, which calls its first argument, is left out)."""
+    from numpy._core import multiarray as core  # numpy 2; numpy 1.26 maps it to numpy.core's
     from recbole.utils import enum_type
 
-    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     functions = [
         OrderedDict,
         torch.device,
