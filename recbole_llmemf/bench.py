@@ -8,7 +8,6 @@ LLMEMF's modality switches) differs. Writes ``<out>/<dataset>-<protocol>.md`` (t
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import functools
@@ -24,13 +23,13 @@ from pathlib import Path
 
 from recbole.trainer import Trainer
 
+from llmemf_cli.parsers import build_bench_parser as build_parser
 from recbole_llmemf.cli import recbole_argv
 from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.errors import DataError, reports_data_errors
 from recbole_llmemf.evaluation import DomainAwareEvaluation
 from recbole_llmemf.features import FeatureFileError
 
-DEFAULT_MODELS = "LLMEMF,SASRec,GRU4Rec,SRGNN,BPR,ItemKNN"
 # One setting for every model (the paper's values), so that no model wins by RecBole's per-model
 # defaults (SASRec: hidden 64, dropout 0.5; LLMEMF: 256, 0.3). Global ``--set key=value`` replaces
 # one for all models, ``--set SASRec.key=value`` for one model or label. A model reads the keys
@@ -284,38 +283,6 @@ def bar_chart(table: dict, domains: list[str], path: Path, title: str) -> None:
     with atomic_write(path, "wb") as file:
         fig.savefig(file, format="png", dpi=120)
     plt.close(fig)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-bench",
-        description="Train and test LLMEMF and RecBole baselines on identical terms; write a "
-        "per-domain table (markdown), JSON and a bar chart.",
-    )
-    parser.add_argument("--dataset", required=True, help="dataset name (folder under --data-path)")
-    parser.add_argument("--data-path", default="dataset", help="RecBole's data_path")
-    parser.add_argument(
-        "--models", default=DEFAULT_MODELS, help=f"comma list (default {DEFAULT_MODELS})"
-    )
-    parser.add_argument(
-        "--protocol", default="full", help="full | sampled999 (properties/protocol/)"
-    )
-    parser.add_argument("--seeds", default="2020", help="comma list of seeds; mean ± std over them")
-    parser.add_argument(
-        "--ablations", action="store_true", help="add the paper's LLMEMF ablation runs"
-    )
-    parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
-    parser.add_argument("--config-files", nargs="*", default=[], help="extra yaml for every model")
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra config for every model, e.g. --set hidden_size=64",
-    )
-    parser.add_argument("--out", default="results", help="output folder")
-    parser.add_argument("--name", help="file stem (default <dataset>-<protocol>)")
-    return parser
 
 
 def parse_set(pairs: Sequence[str]) -> tuple[dict, dict]:

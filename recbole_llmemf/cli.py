@@ -1,15 +1,17 @@
-"""Console commands: ``run_recbole`` (RecBole's CLI convention, which RecBole's wheel does not install)
-and ``llmemf-demo`` (generate the embedded dataset, train, print per-domain test metrics)."""
+"""The work of two console commands: ``run_recbole`` (RecBole's CLI convention, which RecBole's wheel
+does not install) and ``llmemf-demo`` (generate the embedded dataset, train, print per-domain test
+metrics). Their parsers live in :mod:`llmemf_cli.parsers`, their entry points in
+:mod:`llmemf_cli.commands`."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from llmemf_cli.parsers import build_demo_parser, build_run_parser
 from recbole_llmemf.errors import reports_data_errors
 from recbole_llmemf.registry import known_models
 
@@ -26,24 +28,6 @@ def recbole_argv(prog: str, argv: Sequence[str] | None) -> Iterator[list[str]]:
         yield sys.argv[1:]
     finally:
         sys.argv = saved
-
-
-def build_run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="run_recbole",
-        description="Train and test a RecBole model (LLMEMF or any of RecBole's own).",
-        epilog="Any other --key=value is passed to RecBole's Config, e.g. --epochs=5 --gpu_id=0.",
-    )
-    parser.add_argument("--model", "-m", default="LLMEMF", help="model class name")
-    parser.add_argument("--dataset", "-d", default="llmemf_demo", help="dataset name")
-    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
-    parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine")
-    # several machines, as RecBole's run_recbole.py: each starts --nproc processes, ranks from offset
-    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines")
-    parser.add_argument("--ip", default="localhost", help="address of the first machine")
-    parser.add_argument("--port", default="5678", help="free port on the first machine")
-    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first")
-    return parser
 
 
 @reports_data_errors
@@ -83,32 +67,6 @@ def format_result_table(result: dict, metrics: Sequence[str]) -> str:
     for name, prefix in [*((d, f"{d}/") for d in domains), ("all", "")]:
         lines.append(f"{name:<10}" + "".join(f"{result[prefix + m]:>10.4f}" for m in metrics))
     return "\n".join(lines)
-
-
-def build_demo_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-demo",
-        description="Generate the embedded two-domain dataset (offline) and train and test a model "
-        "on it; prints per-domain test MRR@10, NDCG@5, NDCG@10 and Hit@10.",
-    )
-    parser.add_argument("--model", default="LLMEMF", help="LLMEMF or a RecBole model, e.g. SASRec")
-    parser.add_argument(
-        "--data-path", default="dataset", help="where the dataset folder is written"
-    )
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
-    parser.add_argument(
-        "--users", type=int, default=1500, help="users of a newly generated dataset"
-    )
-    parser.add_argument(
-        "--ablation",
-        choices=["full", "ids", "no-image", "no-text"],
-        default="full",
-        help="LLMEMF modalities: all, ids only, without image or without text",
-    )
-    parser.add_argument(
-        "--device", choices=["auto", "cpu"], default="auto", help="'auto' uses CUDA when present"
-    )
-    return parser
 
 
 ABLATIONS = {

@@ -53,14 +53,19 @@ def restore_numpy_aliases() -> None:
 
 
 def stub_broken_ray() -> None:
-    """``recbole.quick_start`` does ``from ray import tune`` at import time (quick_start.py L20),
-    and ray needs ``pkg_resources``, which setuptools >= 81 no longer ships. ``tune`` is only used by
-    RecBole's hyper-parameter search, so a broken ray is replaced by a stub that fails when used."""
+    """``recbole.quick_start`` does ``from ray import tune`` at import time (quick_start.py L20).
+    RecBole 1.2 pins ray<=2.6.3, which needs ``pkg_resources`` (gone in setuptools 81) and
+    ``np.bool8`` (gone in numpy 2). The package's requirements keep both, so the real ray imports,
+    and its ``tune.report`` does nothing outside a Tune session. Where ray still cannot be imported
+    (an environment with other pins), a stub takes its place: ``tune.report``, which RecBole's
+    ``objective_function`` calls after every trial (quick_start.py L223), does nothing, as outside
+    a Tune session, and any other use of ``tune`` raises an ImportError naming the cause."""
     try:
         from ray import tune  # noqa: F401
-    except ImportError as error:
+    except (ImportError, AttributeError) as error:  # AttributeError: np.bool8 on numpy 2
         reason = (
-            f"ray.tune could not be imported ({error}); RecBole's hyper-parameter search needs it"
+            f"ray.tune could not be imported ({error}); RecBole's search with ray "
+            "(run_hyper.py --tool Ray) needs it, HyperTuning with hyperopt does not"
         )
 
         def unavailable(name: str):
@@ -70,11 +75,17 @@ def stub_broken_ray() -> None:
 
         tune = types.ModuleType("ray.tune")
         tune.__getattr__ = unavailable
+        tune.report = _report_outside_a_session
         ray = types.ModuleType("ray")
         ray.tune = tune
         for name in [key for key in sys.modules if key == "ray" or key.startswith("ray.")]:
             del sys.modules[name]
         sys.modules.update({"ray": ray, "ray.tune": tune})
+
+
+def _report_outside_a_session(*args, **kwargs) -> None:
+    """The stub's ``tune.report``: no Tune session can exist without ray, so there is nothing to
+    report to (the real ``tune.report`` also does nothing outside a session)."""
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -104,9 +115,9 @@ def _checkpoint_callables() -> dict[tuple[str, str], Callable]:
     """What a RecBole checkpoint calls while it loads: tensor rebuilders, OrderedDict,
     torch.device, RecBole's enums, numpy arrays, dtypes and scalars. None of them runs code it is
     handed (torch's ``_rebuild_from_type_v2``, which calls its first argument, is left out)."""
+    from numpy._core import multiarray as core  # numpy 2; numpy 1.26 maps it to numpy.core's
     from recbole.utils import enum_type
 
-    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     functions = [
         OrderedDict,
         torch.device,

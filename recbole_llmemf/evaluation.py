@@ -307,7 +307,7 @@ def summarize(parts: dict, decimals: int) -> OrderedDict:
         total = sum(parts[k][0] for k in keys)
         for metric in metrics:
             value = sum(parts[k][0] * parts[k][1][metric] for k in keys) / total
-            summary[prefix + metric] = round(value, decimals)
+            summary[prefix + metric] = round(float(value), decimals)  # not np.float64
     return summary
 
 

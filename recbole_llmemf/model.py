@@ -14,6 +14,7 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_llmemf.cost import announce_cost
 from recbole_llmemf.domains import item_domains
 from recbole_llmemf.features import MODALITIES, load_item_matrix
 
@@ -120,6 +121,7 @@ class LLMEMF(SequentialRecommender):
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
+        announce_cost(self, config, len(dataset))  # size now, epoch time after a few batches
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

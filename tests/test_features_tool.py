@@ -1,12 +1,9 @@
-"""llmemf-data features with a tiny random CLIP saved by save_pretrained and loaded back through
-from_pretrained, real JPEGs from ../shared/data/images, a corrupt, a missing and a 404 image, long
+"""llmemf-data features with a tiny random CLIP (tests/conftest.py) loaded through from_pretrained, real JPEGs from ../shared/data/images, a corrupt, a missing and a 404 image, long
 texts in token windows, resuming from shards, and the packaged all-MiniLM-L6-v2 if installed."""
 
 from __future__ import annotations
 
-import gzip
 import http.server
-import importlib.util
 import json
 import logging
 import re
@@ -17,72 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CLIP_PROJECTION
 
 from recbole_llmemf.dataset_tools import features
 from recbole_llmemf.dataset_tools.enrich import ItemRecord
 from recbole_llmemf.features import read_item_vectors
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
-LONG = " ".join(f"feature{i} keyword" for i in range(120))  # ~ 360 CLIP tokens: five windows
-PROJECTION = 16
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2 / CLIP byte-level alphabet (the same table as open_clip's SimpleTokenizer)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars)))
-
-
-def clip_vocab_file() -> Path | None:
-    spec = importlib.util.find_spec("open_clip")  # finds the files without importing open_clip
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
-    return path if path.is_file() else None
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory) -> Path:
-    """A random CLIP with OpenAI CLIP's real tokenizer (49,408 BPE tokens, 77 positions)."""
-    vocab_file = clip_vocab_file()
-    if vocab_file is None:
-        pytest.skip("CLIP's BPE vocabulary needs `pip install --no-deps open_clip_torch`")
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTokenizer,
-    )
-
-    merges = gzip.open(vocab_file).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
-    merges = [tuple(merge.split()) for merge in merges]
-    alphabet = list(_bytes_to_unicode().values())
-    vocab = alphabet + [v + "</w>" for v in alphabet] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    tokenizer = CLIPTokenizer(vocab={v: i for i, v in enumerate(vocab)}, merges=merges)
-    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-    config = CLIPConfig(
-        text_config=dict(**small, vocab_size=len(vocab), max_position_embeddings=77,
-                         bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
-        vision_config=dict(**small, image_size=32, patch_size=8),
-        projection_dim=PROJECTION,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    )
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    CLIPModel(config).save_pretrained(folder)
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    return folder
+LONG = " ".join(f"feature{i} keyword" for i in range(120))  # ~ 1,900 tokens: 26 windows of 75
+PROJECTION = CLIP_PROJECTION
 
 
 @pytest.fixture(scope="session")
@@ -91,10 +31,16 @@ def clip_loaded(tiny_clip):
 
 
 def test_tokenizer_is_clips(clip_loaded):
-    _, processor = clip_loaded
-    # the ids OpenAI's CLIP tokenizer gives "a photo of a cat"
-    assert processor.tokenizer("a photo of a cat")["input_ids"] == [
-        49406, 320, 1125, 539, 320, 2368, 49407,
+    tokenizer = clip_loaded[1].tokenizer
+    vocab = tokenizer.get_vocab()
+    # lower case, words end in </w>, merges applied, start and end tokens; "a</w>" has OpenAI
+    # CLIP's id, as every byte-level token does
+    assert tokenizer("A photo of a CAT")["input_ids"] == [
+        vocab["<|startoftext|>"], 320, vocab["photo</w>"], vocab["of</w>"], 320, vocab["cat</w>"],
+        vocab["<|endoftext|>"],
+    ]  # fmt: skip
+    assert tokenizer("dog", add_special_tokens=False)["input_ids"] == [
+        vocab["d"], vocab["o"], vocab["g</w>"],
     ]  # fmt: skip
 
 
@@ -105,6 +51,7 @@ def test_long_text_is_the_token_weighted_mean_of_77_token_windows(clip_loaded):
     got = encoder.encode(texts)
 
     tokenizer = processor.tokenizer
+    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
     expected = []
     with torch.inference_mode():
         for text in texts:
@@ -112,7 +59,7 @@ def test_long_text_is_the_token_weighted_mean_of_77_token_windows(clip_loaded):
             windows = [ids[i : i + 75] for i in range(0, len(ids), 75)]
             vectors = [
                 features._pooled(model.get_text_features(
-                    input_ids=torch.tensor([[49406, *w, 49407]])))[0].numpy()
+                    input_ids=torch.tensor([[start, *w, end]])))[0].numpy()
                 for w in windows
             ]  # fmt: skip
             weights = np.array([len(w) for w in windows], dtype=float)

@@ -7,8 +7,9 @@ import argparse
 
 import pytest
 from test_enrich import FakeBackend, write_dataset
-from test_features_tool import feature_args, image_server, tiny_clip, write_shop  # noqa: F401
+from test_features_tool import feature_args, image_server, write_shop  # noqa: F401
 
+from llmemf_cli.parsers import parse_shard
 from recbole_llmemf.dataset_tools import _shards, enrich, features
 
 THINGS = [(f"I{i:02d}", "Food" if i % 2 else "Kitchen", f"Thing number {i}") for i in range(11)]
@@ -16,10 +17,10 @@ THINGS.append(("I11", "Food", ""))  # no title: not sent, in no shard
 
 
 def test_shard_option_parsing():
-    assert _shards.parse_shard("2/3") == (2, 3)
+    assert parse_shard("2/3") == (2, 3)
     for bad in ("3/3", "-1/3", "1", "a/b"):
         with pytest.raises(argparse.ArgumentTypeError):
-            _shards.parse_shard(bad)
+            parse_shard(bad)
     assert _shards.take(list(range(7)), (1, 3)) == [1, 4]
 
 
