@@ -62,7 +62,7 @@ setup(
             "llmemf-demo=llmemf_cli.commands:demo",
             "llmemf-bench=llmemf_cli.commands:bench",
             "llmemf-data=llmemf_cli.commands:data",
-            "llmemf-recommend=recbole_llmemf.recommend:main",
+            "llmemf-recommend=llmemf_cli.commands:recommend",
         ]
     },
 )

@@ -75,6 +75,16 @@ def bench(argv: Sequence[str] | None = None) -> int:
     return main(argv)
 
 
+def recommend(argv: Sequence[str] | None = None) -> int:
+    """``llmemf-recommend``."""
+    argv = _argv(argv)
+    parsers.build_recommend_parser().parse_args(argv)
+    quiet_upstream_warnings()
+    from recbole_llmemf.recommend import main
+
+    return main(argv)
+
+
 def data(argv: Sequence[str] | None = None) -> int:
     """``llmemf-data <command>``: one subcommand per module of ``recbole_llmemf.dataset_tools``."""
     argv = _argv(argv)

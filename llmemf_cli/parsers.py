@@ -540,6 +540,47 @@ DATA_COMMANDS = {
 }
 
 
+NEXT, ALL = "next", "all"  # llmemf-recommend --domain values besides a domain token
+
+
+def build_recommend_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmemf-recommend",
+        description="Write the top-k items of every user from a saved RecBole checkpoint "
+        "(LLMEMF or a RecBole model) as TSV: user token, rank, item token, score. "
+        "The user's own items are never recommended.",
+    )
+    parser.add_argument("checkpoint", help="a .pth file RecBole saved (saved/<Model>-<time>.pth)")
+    parser.add_argument(
+        "--out",
+        default="recommendations.tsv",
+        help="TSV to write, atomically (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-k", "--top-k", type=int, default=10, help="items per user (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--domain",
+        default=NEXT,
+        help=f"candidates: a domain token (e.g. Book), '{NEXT}' (each user's next domain: that of "
+        f"their latest interaction) or '{ALL}' (every item) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-users",
+        type=int,
+        default=1024,
+        help="users scored at once, memory ~ chunk x items (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="'auto': CUDA if present (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
 def data_usage() -> str:
     lines = [
         "usage: llmemf-data <command> [options]   (llmemf-data <command> --help for details)",

@@ -17,48 +17,17 @@ standard library is imported until the arguments are parsed, so ``--help`` is in
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from llmemf_cli.parsers import ALL, NEXT, build_recommend_parser
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
-
-NEXT, ALL = "next", "all"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmemf-recommend",
-        description="Write the top-k items of every user from a saved RecBole checkpoint "
-        "(LLMEMF or a RecBole model) as TSV: user token, rank, item token, score. "
-        "The user's own items are never recommended.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("checkpoint", help="a .pth file RecBole saved (saved/<Model>-<time>.pth)")
-    parser.add_argument("--out", default="recommendations.tsv", help="TSV to write (atomically)")
-    parser.add_argument("-k", "--top-k", type=int, default=10, help="items per user")
-    parser.add_argument(
-        "--domain",
-        default=NEXT,
-        help=f"candidates: a domain token (e.g. Book), '{NEXT}' (each user's next domain: that of "
-        f"their latest interaction) or '{ALL}' (every item)",
-    )
-    parser.add_argument(
-        "--chunk-users",
-        type=int,
-        default=1024,
-        help="users scored at once (memory ~ chunk x items)",
-    )
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="'auto': CUDA if present"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
 
 
 @dataclass
@@ -241,7 +210,7 @@ def _write_rows(file, users, values: torch.Tensor, items: torch.Tensor, item_tok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_recommend_parser().parse_args(argv)
     if args.top_k < 1 or args.chunk_users < 1:
         print("llmemf-recommend: --top-k and --chunk-users must be positive", file=sys.stderr)
         return 2

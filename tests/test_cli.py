@@ -16,12 +16,13 @@ from llmemf_cli import commands, parsers
 from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec
 
 HEAVY = ("torch", "recbole", "recbole_llmemf", "numpy", "transformers")
-ENTRY_POINTS = {"run_recbole", "llmemf-demo", "llmemf-bench", "llmemf-data"}
+ENTRY_POINTS = {"run_recbole", "llmemf-demo", "llmemf-bench", "llmemf-data", "llmemf-recommend"}
 COMMAND_LINES = [
     ["run_recbole", "--help"],
     ["llmemf-demo", "--help"],
     ["llmemf-bench", "--help"],
     ["llmemf-data", "--help"],
+    ["llmemf-recommend", "--help"],
     *(["llmemf-data", name, "--help"] for name in parsers.DATA_COMMANDS),
 ]
 
@@ -90,6 +91,7 @@ def test_unknown_data_command_lists_the_commands(capsys):
 
 def all_parsers() -> list[argparse.ArgumentParser]:
     builders = [parsers.build_run_parser, parsers.build_demo_parser, parsers.build_bench_parser]
+    builders.append(parsers.build_recommend_parser)
     builders += [build for _, _, build in parsers.DATA_COMMANDS.values()]
     return [build() for build in builders]
 

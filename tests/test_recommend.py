@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -88,23 +86,6 @@ def test_chosen_domain_for_a_recbole_model(tiny_dataset, tmp_path, capsys):
 
     assert recommend.main([checkpoint, "--out", str(out), "--domain", "Music"]) == 2
     assert "not a domain of the dataset (Movie, Book)" in capsys.readouterr().err
-
-
-def test_argument_parsing_imports_neither_torch_nor_recbole():
-    module_path = Path(recommend.__file__)
-    code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('standalone', {str(module_path)!r})\n"
-        "module = sys.modules['standalone'] = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
-        "args = module.build_parser().parse_args(['model.pth'])\n"
-        "assert args.top_k == 10 and args.domain == 'next', args\n"
-        "print(sorted(m for m in ('torch', 'recbole', 'numpy') if m in sys.modules))\n"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert output.strip() == "[]"
 
 
 @pytest.mark.parametrize("bad", [["-k", "0"], ["--chunk-users", "0"]])
