@@ -17,6 +17,7 @@ from torch import nn
 from recbole_llmemf.cost import announce_cost
 from recbole_llmemf.domains import item_domains
 from recbole_llmemf.features import MODALITIES, load_item_matrix
+from recbole_llmemf.training_data import NEXT_ITEMS
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
 
@@ -71,6 +72,8 @@ class LLMEMF(SequentialRecommender):
         - Losses and scores are restricted to the target item's domain (Eq. 12 ranks within T only).
         - An item without an image or text enters sequences as a learned "missing" vector and
           scores 0 for that modality; an empty sub-sequence has a zero representation (flat scores).
+        - Training reads each sequence once with a target at every position (``train_per_position``,
+          training_data.py): the pairs of RecBole's prefix rows, the loss their mean.
     """
 
     input_type = InputType.POINTWISE
@@ -98,6 +101,10 @@ class LLMEMF(SequentialRecommender):
             position_in_domain[items] = torch.arange(len(items))
             self.register_buffer(f"domain_{domain}_items", items, persistent=False)
         self.register_buffer("position_in_domain", position_in_domain, persistent=False)
+        # sequences read per view (X and Y the domain view), and the loss terms per target domain
+        self.register_buffer("view_of_sequence", torch.tensor([1, 1, 0]), persistent=False)
+        loss_sequences = torch.tensor([[MERGED, 0, 1], [MERGED, 1, 0]])  # merged, own, other
+        self.register_buffer("loss_sequences", loss_sequences, persistent=False)
         self._eval_item_rows = None
 
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)  # E_id
@@ -132,19 +139,21 @@ class LLMEMF(SequentialRecommender):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
-    def domain_views(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor):
-        """Position ids, attention masks and last positions of the merged and per-domain views.
+    def domain_views(self, item_seq: torch.Tensor):
+        """Position ids, attention masks and, per position, where each sequence's output is read.
 
         The X-only and Y-only sequences (§3.1) are not packed into tensors of their own: in one
         "domain" view of the merged sequence, each item attends only to earlier items of its own
         domain and takes its rank within that domain as position. Every layer works per item apart
-        from attention, so the output at the last X item equals the encoding of the X-only sequence,
-        and X and Y share one encoder call: 6 encoder passes for the 9 representations, not 9.
+        from attention, so the output at the last X item up to position t equals the encoding of
+        the X-only sequence of the history up to t, and X and Y share one encoder call: 6 encoder
+        passes for the 9 representations, not 9. Both views are causal, so position t sees the
+        items up to t only, as the prefix ending at t would.
 
         Returns:
             ``positions [2B L]``, ``attention_mask [2B 1 L L]`` (merged view first, then the domain
-            view) and ``last [3 B]``: position of the last X item, last Y item, last merged item;
-            -1 where the sequence is empty.
+            view) and ``last [3 B L]``: for the history up to each position t, the position of its
+            last X item, its last Y item (-1 where it has none) and of its last item, t.
         """
         domain = self.item_domain[item_seq]  # [B L], -1 on padding
         steps = torch.arange(item_seq.size(1), device=item_seq.device)
@@ -156,28 +165,44 @@ class LLMEMF(SequentialRecommender):
         rank = (one_hot.cumsum(1) * one_hot).sum(-1) - 1  # position within the own domain
         positions = torch.cat([steps.expand_as(item_seq), rank.clamp(min=0)])
         attention_mask = torch.cat([self.get_attention_mask(item_seq), domain_mask])
-        last_in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1).amax(1).T  # [2 B]
-        last = torch.cat([last_in_domain, (item_seq_len - 1).unsqueeze(0)])
+        in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1)  # [B L 2]
+        last_in_domain = in_domain.cummax(1).values.permute(2, 0, 1)  # [2 B L]
+        last = torch.cat([last_in_domain, steps.expand_as(item_seq).unsqueeze(0)])
         return positions, attention_mask, last
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """The nine representations.
+        """The nine representations of each whole sequence.
 
         Returns:
             ``[3 sequences, n_modalities, B, H]``, sequences ordered X-only, Y-only, merged; an
             empty sub-sequence has a zero representation.
         """
-        positions, attention_mask, last = self.domain_views(item_seq, item_seq_len)
-        batch = torch.arange(len(item_seq), device=item_seq.device)
-        view = torch.tensor([1, 1, 0], device=item_seq.device)  # X and Y read the domain view
+        rows = torch.arange(len(item_seq), device=item_seq.device)
+        return self.representations(item_seq, rows, item_seq_len - 1)
+
+    def representations(
+        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
+    ) -> torch.Tensor:
+        """The nine representations of the histories ``item_seq[rows, : steps + 1]``.
+
+        Args:
+            item_seq: ``[B L]``, each sequence encoded once however many histories it gives.
+            rows, steps: ``[P]``, the sequence and the last position of each history.
+
+        Returns:
+            ``[3, n_modalities, P, H]`` as :meth:`forward`.
+        """
+        positions, attention_mask, last = self.domain_views(item_seq)
+        last = last[:, rows, steps]  # [3 P]
+        view = self.view_of_sequence[:, None]  # X and Y read the domain view
         reps = []
         for modality in self.modalities:
             item_emb = self.embed_items(item_seq, modality).repeat(2, 1, 1)  # merged, domain view
             output = self.encoder[modality](item_emb, positions, attention_mask)
             output = output.unflatten(0, (2, -1))  # [2 B L H]
-            rep = output[view[:, None], batch[None, :], last.clamp(min=0)]  # [3 B H]
+            rep = output[view, rows[None, :], last.clamp(min=0)]  # [3 P H]
             reps.append(rep * (last >= 0).unsqueeze(-1))
-        return torch.stack(reps, dim=1)  # [3 M B H]
+        return torch.stack(reps, dim=1)  # [3 M P H]
 
     def embed_items(self, items: torch.Tensor, modality: str) -> torch.Tensor:
         if modality == "id":
@@ -248,20 +273,28 @@ class LLMEMF(SequentialRecommender):
         return (queries * self.fused_items(items)).sum(-1)
 
     def calculate_loss(self, interaction):
-        reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        target = interaction[self.POS_ITEM_ID]
-        target_domain = self.item_domain[target]  # [B]
-        queries = self.fused_queries(reps) / self.temperature  # [3 B K]
+        item_seq = interaction[self.ITEM_SEQ]
+        if NEXT_ITEMS in interaction:  # per-position rows (training_data.py), 0: no pair there
+            targets = interaction[NEXT_ITEMS]  # [B L]
+        else:  # one prefix row per pair, its target after the last position
+            targets = torch.zeros_like(item_seq)
+            rows = torch.arange(len(item_seq), device=item_seq.device)
+            targets[rows, interaction[self.ITEM_SEQ_LEN] - 1] = interaction[self.POS_ITEM_ID]
+        # Pairs are scored against their target's domain only (Eq. 12), which halves the logits;
+        # they are gathered domain by domain, so each domain's queries are one slice.
+        pairs = [torch.nonzero(self.item_domain[targets] == d, as_tuple=True) for d in range(2)]
+        rows, steps = (torch.cat(index) for index in zip(*pairs))  # [P]
+        reps = self.representations(item_seq, rows, steps)  # [3 M P H]
+        queries = self.fused_queries(reps) / self.temperature  # [3 P K]
+        by_domain = queries.split([len(index[0]) for index in pairs], dim=1)
         summed = queries.new_zeros(3)
-        # Rows are scored against their target's domain only (Eq. 12), which halves the logits.
         for domain, item_rows in enumerate(self.domain_item_rows()):
-            rows = torch.nonzero(target_domain == domain).squeeze(1)
-            sequences = [MERGED, domain, 1 - domain]  # merged, own, other (Eq. 9)
-            logits = queries[sequences][:, rows] @ item_rows.T  # [3 B_d n_d]
-            column = self.position_in_domain[target[rows]].repeat(3)
+            queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
+            logits = queries_d @ item_rows.T  # [3 P_d n_d]
+            column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
-        loss_merged, loss_own, loss_other = summed / len(target)
+        loss_merged, loss_own, loss_other = summed / len(rows)  # mean over pairs
         # a tuple, so that RecBole's trainer logs each term of Eq. 10
         return (
             loss_merged,

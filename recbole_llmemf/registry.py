@@ -5,8 +5,8 @@ reads yaml files from RecBole's own folder. ``register()`` hooks the few places 
 up by name, instead of shadowing RecBole with copies: the model module, ``<Model>Dataset``,
 ``Config``'s internal yaml, the trainer lookup (domain-aware evaluation, a checkpoint file per run),
 the eval samplers (fixed candidates), the sampled-evaluation batch width, the metric tables
-(untruncated MRR), the training data of general models and multi-process start-up
-(distributed.py).
+(untruncated MRR), the training data of general models, LLMEMF's train loader (per-position
+training) and multi-process start-up (distributed.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import recbole.quick_start.quick_start as quick_start
 import recbole.utils as recbole_utils
 import recbole.utils.utils as recbole_utils_module
 from recbole.config import Config
-from recbole.data.dataloader import NegSampleEvalDataLoader
+from recbole.data.dataloader import NegSampleEvalDataLoader, TrainDataLoader
 from recbole.utils import ModelType
 
 from recbole_llmemf import distributed
@@ -39,6 +39,7 @@ from recbole_llmemf.evaluation import case_batches, cases_per_batch, domain_awar
 from recbole_llmemf.features import LLMEMFDataset, check_files_before_loading
 from recbole_llmemf.general_train import train_on_histories_too
 from recbole_llmemf.metrics import register_metrics
+from recbole_llmemf.training_data import PerPositionTrainDataLoader
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
 OUR_MODELS = {"LLMEMF": "recbole_llmemf.model"}
@@ -61,6 +62,7 @@ def register() -> None:
     _wrap(NegSampleEvalDataLoader, "collate_fn", case_batches)  # asked for by the trainer only
     # domain_field / protocol on benchmark files: general models also train on history items
     _wrap(recbole_datasets.Dataset, "build", train_on_histories_too)
+    _wrap(recbole_data_utils, "get_dataloader", _per_position_training_when_asked)  # LLMEMF
     register_metrics()
     for module in (recbole_utils, recbole_utils_module, configurator, quick_start):
         _wrap(module, "get_model", _explain_unknown_model)
@@ -113,6 +115,20 @@ def _fixed_candidates_when_asked(create_samplers: Callable, config, dataset, bui
     return distributed.in_turn(
         config, fixed_candidate_samplers, config, dataset, built_datasets, samplers
     )
+
+
+def _per_position_training_when_asked(get_dataloader: Callable, config, phase: str):
+    """``train_per_position: True``: the train loader reads :func:`per_position_rows` of the
+    prefix rows. data_preparation builds the samplers from the prefix rows before, so evaluation
+    is unchanged."""
+    loader = get_dataloader(config, phase)
+    if phase != "train" or not config["train_per_position"]:
+        return loader
+    if config["model"] not in OUR_MODELS or loader is not TrainDataLoader:
+        raise ValueError(
+            f"train_per_position is an LLMEMF option; {config['model']} trains on prefix rows"
+        )
+    return PerPositionTrainDataLoader
 
 
 def _domain_aware_trainer(get_trainer: Callable, model_type, model_name: str):

@@ -13,6 +13,7 @@ from recbole.utils import init_seed
 
 from recbole_llmemf import LLMEMF
 from recbole_llmemf.registry import PROPERTIES
+from recbole_llmemf.training_data import NEXT_ITEMS
 
 
 @pytest.fixture
@@ -105,23 +106,30 @@ def test_missing_vectors_score_zero_and_enter_as_learned_vector(built):
     torch.testing.assert_close(embedded, model.missing_embedding["image"].expand_as(embedded))
 
 
-def test_loss_matches_per_row_cross_entropy(built):
+def test_loss_matches_per_pair_cross_entropy(built):
+    """Each (history, target) pair of a per-position batch against its history encoded alone."""
     config, model, train_data = built
     model.eval()  # no dropout, so two forward passes agree
-    batch = next(iter(train_data))
+    batch = next(iter(train_data))[torch.arange(8)]
     losses = model.calculate_loss(batch)
-    reps = model.forward(batch["item_id_list"], batch["item_length"])
-    scores = model.scores(reps) / config["temperature"]
-    target = batch["item_id"]
-    expected = torch.zeros(3)
-    for b, item in enumerate(target.tolist()):
-        domain = int(model.item_domain[item])
-        in_domain = torch.nonzero(model.item_domain == domain).flatten()
-        column = (in_domain == item).nonzero().item()
-        for term, sequence in enumerate([2, domain, 1 - domain]):
-            logits = scores[sequence, b, in_domain]
-            expected[term] += F.cross_entropy(logits[None], torch.tensor([column]))
-    expected /= len(target)
+    expected, n_pairs = torch.zeros(3), 0
+    with torch.no_grad():
+        for seq, targets in zip(batch["item_id_list"], batch[NEXT_ITEMS]):
+            for step in torch.nonzero(targets).flatten().tolist():
+                history = torch.zeros_like(seq)[None]
+                history[0, : step + 1] = seq[: step + 1]
+                reps = model.forward(history, torch.tensor([step + 1]))
+                scores = model.scores(reps)[:, 0] / config["temperature"]  # [3 n_items]
+                item = int(targets[step])
+                domain = int(model.item_domain[item])
+                in_domain = torch.nonzero(model.item_domain == domain).flatten()
+                column = (in_domain == item).nonzero().item()
+                for term, sequence in enumerate([2, domain, 1 - domain]):
+                    logits = scores[sequence, in_domain]
+                    expected[term] += F.cross_entropy(logits[None], torch.tensor([column]))
+                n_pairs += 1
+    assert n_pairs > len(batch), "several pairs per sequence"
+    expected /= n_pairs  # the mean over pairs
     expected[1] *= config["own_domain_loss_weight"]
     expected[2] *= config["other_domain_loss_weight"]
     torch.testing.assert_close(torch.stack(losses), expected, rtol=1e-4, atol=1e-5)
@@ -182,12 +190,15 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     LLMEMF(ours, train_data._dataset)
     type("Probe", (SequentialRecommender,), {})(base, train_data._dataset)
     model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
-    # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset
+    # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset but
+    # train_per_position and train_batch_pairs, read by the train loader (training_data.py)
     elsewhere = {
         "train_neg_sample_args",
         "image_feature_suffix",
         "text_feature_suffix",
         "shuffled_modalities",
+        "train_per_position",
+        "train_batch_pairs",
     }
     # domain_field comes from the dataset yaml, since every model's evaluation needs it;
     # train_batch_size (RecBole's) gives the epoch length LLMEMF logs when built (cost.py)
