@@ -217,10 +217,10 @@ class TieCollector(Collector):
 
 def case_ids(config, interaction, scores, positive_u, positive_i) -> torch.Tensor:
     """``[P 2]`` (user id, target id) per positive; user -1 where the batch has no row per case
-    (RecBole's own ``predict`` path of sampled candidates, one row per (case, candidate))."""
+    (RecBole's own ``predict`` path of sampled candidates, one row per (case, candidate)) or none."""
     uid_field = config["USER_ID_FIELD"]
     positive_u = positive_u.to(scores.device)
-    if uid_field in interaction and len(interaction) == len(scores):
+    if interaction is not None and uid_field in interaction and len(interaction) == len(scores):
         users = interaction[uid_field].to(scores.device)[positive_u]
     else:
         users = torch.full_like(positive_u, -1)
