@@ -176,7 +176,7 @@ def stopwatch(run: Run, plan: Plan | None = None) -> Iterator[list]:
         quick_start.get_model = get_model
 
 
-def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs):
+def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) -> tuple:
     """RecBole's ``fit`` from the last checkpoint where ``plan.resume`` finds one of this config,
     writing that checkpoint after every validated epoch and stopping at the time budget."""
     if plan.resume and plan.last.is_file():
@@ -210,7 +210,9 @@ def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs):
         return trainer.best_valid_score, trainer.best_valid_result
 
 
-def save_last(trainer, train_data, run: Run, path: Path, epoch: int, finished: bool, spent: float):
+def save_last(
+    trainer, train_data, run: Run, path: Path, epoch: int, finished: bool, spent: float
+) -> None:
     """RecBole's checkpoint (the keys ``resume_checkpoint`` reads) plus what makes the resumed
     epochs equal to uninterrupted ones: the random states (dropout, negative sampling, the
     train loader's shuffle) and the run's bookkeeping. Written atomically."""

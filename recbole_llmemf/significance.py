@@ -23,7 +23,7 @@ def per_case_values(higher: np.ndarray, equal: np.ndarray) -> dict[str, np.ndarr
     """Per case, the tie-expected reciprocal rank (untruncated) and NDCG@10 (one positive)."""
     higher, equal = np.asarray(higher, np.float64), np.asarray(equal, np.float64)
     reciprocal = (digamma(higher + equal + 1) - digamma(higher + 1)) / equal
-    ndcg = NDCG.per_positive(None, higher, equal, np.ones_like(higher), 10)
+    ndcg = NDCG.per_positive(None, higher, equal, np.ones_like(higher), 10)  # reads no state
     return {"fullmrr": reciprocal, "ndcg@10": ndcg}
 
 
