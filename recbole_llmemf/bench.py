@@ -146,8 +146,6 @@ def stopwatch(run: Run, plan: Plan | None = None) -> Iterator[list]:
         run.config = effective_config(config, run.config)
         init(trainer, config, model)
         trainers.append(trainer)
-        if plan is not None:
-            trainer.saved_model_file = str(plan.best)
 
     @functools.wraps(fit)
     def planned_fit(trainer, train_data, *args, **kwargs):
@@ -179,6 +177,8 @@ def stopwatch(run: Run, plan: Plan | None = None) -> Iterator[list]:
 def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) -> tuple:
     """RecBole's ``fit`` from the last checkpoint where ``plan.resume`` finds one of this config,
     writing that checkpoint after every validated epoch and stopping at the time budget."""
+    # here, not in __init__: mixins (registry.OwnCheckpointFile) rename the file after Trainer's
+    trainer.saved_model_file = str(plan.best)
     if plan.resume and plan.last.is_file():
         state = resume(trainer, train_data, run, plan)
         if state.get("finished"):  # early stopping, the budget or the last epoch ended it
