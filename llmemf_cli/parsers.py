@@ -149,6 +149,19 @@ def build_bench_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default="results", help="output folder (default: %(default)s)")
     parser.add_argument("--name", help="file stem (default: <dataset>-<protocol>)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="read back the runs the JSON already holds with the same effective config and "
+        "continue an interrupted run from its last checkpoint",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="per run: stop after the epoch when the next would overrun (mean epoch time so far) "
+        "and test the best checkpoint",
+    )
     return parser
 
 

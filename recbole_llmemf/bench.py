@@ -3,7 +3,13 @@
 Every model goes through RecBole's own ``run_recbole`` with the same dataset, split, protocol yaml
 (candidates, metrics, early stopping) and extra config; only the model name (and, for the ablation,
 LLMEMF's modality switches) differs. Writes ``<out>/<dataset>-<protocol>.md`` (tables), ``.json``
-(everything, per run) and ``.png`` (bar chart). A model that fails is reported with its error.
+(everything, per run), ``.cases.npz`` (the rank of every test case per run, for the paired tests
+of significance.py) and ``.png`` (bar chart). A model that fails is reported with its error.
+
+Each run trains with fixed checkpoint files, ``<out>/checkpoints/<stem>/<label>-seed<seed>.pth``
+(RecBole's best one) and ``...-last.pth`` (after every validated epoch: model, optimizer, early
+stopping and random states), so ``--resume`` skips the runs the JSON already holds with the same
+effective config and continues an interrupted one through RecBole's ``Trainer.resume_checkpoint``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import datetime
 import functools
 import json
 import logging
+import os
+import random
 import statistics
 import sys
 import time
@@ -21,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
 from recbole.trainer import Trainer
 
 from llmemf_cli.parsers import build_bench_parser as build_parser
@@ -29,6 +39,7 @@ from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.errors import DataError, reports_data_errors
 from recbole_llmemf.evaluation import DomainAwareEvaluation
 from recbole_llmemf.features import FeatureFileError
+from recbole_llmemf.significance import compare
 
 # One setting for every model (the paper's values), so that no model wins by RecBole's per-model
 # defaults (SASRec: hidden 64, dropout 0.5; LLMEMF: 256, 0.3). Global ``--set key=value`` replaces
@@ -75,6 +86,29 @@ class Run:
     config: dict = field(default_factory=dict)  # effective values of the keys that set the model
     epoch_seconds: list[float] = field(default_factory=list)
     eval_seconds: list[float] = field(default_factory=list)
+    # model construction (ItemKNN's similarity build) plus the whole of fit, over all sittings
+    train_seconds: float = 0.0
+    resumed_from_epoch: int | None = None  # the first epoch this sitting trained, after a resume
+    budget_stopped: bool = False
+    # per domain, the test cases (evaluation.case_table); in <stem>.cases.npz, not in the JSON
+    cases: dict = field(default_factory=dict, repr=False)
+
+    def record(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "cases"}
+
+
+@dataclass
+class Plan:
+    """Where a run keeps its checkpoints and how long it may train."""
+
+    best: Path
+    last: Path
+    resume: bool = False
+    time_budget: float | None = None
+
+
+class _BudgetSpent(Exception):
+    """Raised at the end of an epoch when the next one would overrun ``--time-budget``."""
 
 
 def _timed(function, seconds: list[float]):
@@ -90,28 +124,147 @@ def _timed(function, seconds: list[float]):
 
 
 @contextlib.contextmanager
-def stopwatch(run: Run) -> Iterator[None]:
-    """Time RecBole's training epochs and our (outer) evaluations while ``run`` trains, and record
-    the effective config the trainer is built with."""
-    train_epoch, evaluate, init = (
+def stopwatch(run: Run, plan: Plan | None = None) -> Iterator[list]:
+    """Time RecBole's training epochs, model construction and fit, and our (outer) evaluations while
+    ``run`` trains; record the effective config the trainer is built with; with a ``plan``, give the
+    trainer its checkpoint files, resume it and keep its resumable checkpoint after every epoch.
+    Yields the list of the trainers built inside."""
+    import recbole.quick_start.quick_start as quick_start
+
+    train_epoch, evaluate, init, fit, get_model = (
         Trainer._train_epoch,
         DomainAwareEvaluation.evaluate,
         Trainer.__init__,
+        Trainer.fit,
+        quick_start.get_model,
     )
+    build_seconds: list[float] = []
+    trainers: list = []
 
     @functools.wraps(init)
     def recording_init(trainer, config, model):
         run.config = effective_config(config, run.config)
         init(trainer, config, model)
+        trainers.append(trainer)
+
+    @functools.wraps(fit)
+    def planned_fit(trainer, train_data, *args, **kwargs):
+        if trainer not in trainers:  # a trainer of someone else's
+            return fit(trainer, train_data, *args, **kwargs)
+        start = time.perf_counter()
+        try:
+            if plan is None:
+                return fit(trainer, train_data, *args, **kwargs)
+            return fit_with_plan(fit, trainer, train_data, run, plan, args, kwargs)
+        finally:
+            run.train_seconds += time.perf_counter() - start + sum(build_seconds)
+            build_seconds.clear()
 
     Trainer._train_epoch = _timed(train_epoch, run.epoch_seconds)
     DomainAwareEvaluation.evaluate = _timed(evaluate, run.eval_seconds)
     Trainer.__init__ = recording_init
+    Trainer.fit = planned_fit
+    # ItemKNN builds its similarity matrix in its constructor: training time, for the Cost table
+    quick_start.get_model = lambda name: _timed(get_model(name), build_seconds)
     try:
-        yield
+        yield trainers
     finally:
         Trainer._train_epoch, DomainAwareEvaluation.evaluate = train_epoch, evaluate
-        Trainer.__init__ = init
+        Trainer.__init__, Trainer.fit = init, fit
+        quick_start.get_model = get_model
+
+
+def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) -> tuple:
+    """RecBole's ``fit`` from the last checkpoint where ``plan.resume`` finds one of this config,
+    writing that checkpoint after every validated epoch and stopping at the time budget."""
+    # here, not in __init__: mixins (registry.OwnCheckpointFile) rename the file after Trainer's
+    trainer.saved_model_file = str(plan.best)
+    if plan.resume and plan.last.is_file():
+        state = resume(trainer, train_data, run, plan)
+        if state.get("finished"):  # early stopping, the budget or the last epoch ended it
+            return trainer.best_valid_score, trainer.best_valid_result
+    else:
+        for path in (plan.best, plan.last):  # a fresh run: nothing of an earlier one is read
+            path.unlink(missing_ok=True)
+    plan.best.parent.mkdir(parents=True, exist_ok=True)
+    started, trained_before = time.perf_counter(), run.train_seconds
+    first_epoch = trainer.start_epoch
+
+    callback = kwargs.pop("callback_fn", None)
+
+    def after_epoch(epoch: int, valid_score: float) -> None:
+        if callback is not None:
+            callback(epoch, valid_score)
+        spent = trained_before + time.perf_counter() - started
+        mean_epoch = (time.perf_counter() - started) / (epoch + 1 - first_epoch)
+        over_budget = plan.time_budget is not None and spent + mean_epoch > plan.time_budget
+        stopping = trainer.cur_step > trainer.stopping_step or epoch + 1 >= trainer.epochs
+        run.budget_stopped = over_budget and not stopping
+        save_last(trainer, train_data, run, plan.last, epoch, stopping or over_budget, spent)
+        if run.budget_stopped:
+            raise _BudgetSpent
+
+    try:  # RecBole calls callback_fn after each validation and the best checkpoint's saving
+        return fit(trainer, train_data, *args, callback_fn=after_epoch, **kwargs)
+    except _BudgetSpent:  # RecBole's test then loads the best checkpoint, as after early stopping
+        return trainer.best_valid_score, trainer.best_valid_result
+
+
+def save_last(
+    trainer, train_data, run: Run, path: Path, epoch: int, finished: bool, spent: float
+) -> None:
+    """RecBole's checkpoint (the keys ``resume_checkpoint`` reads) plus what makes the resumed
+    epochs equal to uninterrupted ones: the random states (dropout, negative sampling, the
+    train loader's shuffle) and the run's bookkeeping. Written atomically."""
+    state = {
+        "config": trainer.config,
+        "epoch": epoch,
+        "cur_step": trainer.cur_step,
+        "best_valid_score": trainer.best_valid_score,
+        "best_valid_result": dict(trainer.best_valid_result or {}),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "bench": {
+            "config": run.config,
+            "finished": finished,
+            "budget_stopped": run.budget_stopped,
+            "train_seconds": spent,
+            "epoch_seconds": list(run.epoch_seconds),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "loader_rng": train_data.generator.get_state(),
+        },
+    }
+    temporary = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(state, temporary, pickle_protocol=4)
+    os.replace(temporary, path)
+
+
+def resume(trainer, train_data, run: Run, plan: Plan) -> dict:
+    """Load the last checkpoint through RecBole's ``resume_checkpoint`` when it was written for
+    this run's effective config (else start afresh); returns its bookkeeping."""
+    from recbole_llmemf.compat import load_checkpoint
+
+    checkpoint = load_checkpoint(str(plan.last), map_location="cpu")
+    state = checkpoint["bench"]
+    if state["config"] != run.config:
+        plan.last.unlink()
+        plan.best.unlink(missing_ok=True)
+        return {}
+    trainer.resume_checkpoint(str(plan.last))  # model, optimizer, epoch, early-stopping state
+    trainer.saved_model_file = str(plan.best)  # resume_checkpoint points it at the file it read
+    trainer.best_valid_result = checkpoint["best_valid_result"] or None
+    run.resumed_from_epoch = trainer.start_epoch
+    run.budget_stopped = state["budget_stopped"]
+    run.train_seconds += state["train_seconds"]
+    run.epoch_seconds[:0] = state["epoch_seconds"]
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    train_data.generator.set_state(state["loader_rng"])
+    return state
 
 
 def effective_config(config, asked: dict) -> dict:
@@ -136,12 +289,19 @@ def model_yaml_keys(model: str) -> list[str]:
     return keys
 
 
-def run_one(label: str, model: str, dataset: str, config: dict, config_files: list[str]) -> Run:
+def run_one(
+    label: str,
+    model: str,
+    dataset: str,
+    config: dict,
+    config_files: list[str],
+    plan: Plan | None = None,
+) -> Run:
     from recbole.quick_start import run_recbole
 
     run = Run(label, model, config["seed"], config=config)
     try:
-        with stopwatch(run):
+        with stopwatch(run, plan) as trainers:
             result = run_recbole(
                 model=model,
                 dataset=dataset,
@@ -149,6 +309,7 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
                 config_file_list=config_files or None,
             )
         run.test_result = {k: float(v) for k, v in result["test_result"].items()}
+        run.cases = getattr(trainers[-1], "last_cases", {})  # the test's, the last evaluation
     except FeatureFileError as error:  # a file only some variants read: the others still run
         run.status, run.error = "failed", str(error)
     except DataError:  # data every model reads: stop, with its message
@@ -157,6 +318,14 @@ def run_one(label: str, model: str, dataset: str, config: dict, config_files: li
         run.status, run.error = "failed", f"{type(error).__name__}: {error}"
         logging.getLogger(__name__).error(traceback.format_exc())
     return run
+
+
+def effective_config_of(model: str, dataset: str, config: dict, config_files: list[str]) -> dict:
+    """The effective config a run of ``model`` would record, read from RecBole's Config alone."""
+    from recbole.config import Config
+
+    built = Config(model, dataset, config_file_list=config_files or None, config_dict=config)
+    return effective_config(built, config)
 
 
 def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
@@ -199,7 +368,9 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
         row = {
             "model": mine[0].model,
             "runs": len(mine),
+            "seeds": len(ok),
             "failed": [r.error for r in mine if r.error],
+            "budget_stopped": sum(run.budget_stopped for run in ok),
             "config": mine[0].config,
         }
         if ok:
@@ -213,8 +384,35 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
             row["epoch_seconds"] = statistics.mean(epochs) if epochs else float("nan")
             row["epochs"] = statistics.mean(len(run.epoch_seconds) for run in ok)
             row["test_eval_seconds"] = statistics.mean(run.eval_seconds[-1] for run in ok)
+            row["train_seconds"] = statistics.mean(run.train_seconds for run in ok)
         table[label] = row
     return table
+
+
+SIGNIFICANCE_NOTE = (
+    "† : differs from the best LLMEMF row of the domain (by MRR) with p < 0.05, paired t-test "
+    "over the same test cases on the per-case reciprocal rank (MRR) or NDCG@10, each case's "
+    "value averaged over the seeds first."
+)
+
+
+def add_significance(table: dict, runs: list[Run], domains: list[str]) -> None:
+    """Per domain, each row against the best LLMEMF row: ``row["significance"][domain]``."""
+    for domain in domains:
+        key = f"{domain}/fullmrr"
+        llmemf = [label for label, row in table.items() if row["model"] == "LLMEMF" and key in row]
+        if not llmemf:
+            continue
+        best = max(llmemf, key=lambda label: table[label][key][0])
+        reference = [run.cases[domain] for run in runs if run.label == best and domain in run.cases]
+        for label, row in table.items():
+            mine = [r.cases[domain] for r in runs if r.label == label and domain in r.cases]
+            if label == best or not mine or not reference:
+                continue
+            row.setdefault("significance", {})[domain] = {
+                "against": best,
+                **compare(reference, mine),
+            }
 
 
 def markdown(table: dict, domains: list[str], header: str) -> str:
@@ -227,28 +425,34 @@ def markdown(table: dict, domains: list[str], header: str) -> str:
         lines += [
             f"### {domain}",
             "",
-            "| model | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
-            "|---|" + "---:|" * len(METRICS),
+            "| model | n | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
+            "|---|---:|" + "---:|" * len(METRICS),
         ]
         for label, row in table.items():
-            cells = [_cell(row, k, best[k]) for k in keys]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            tests = row.get("significance", {}).get(domain, {})
+            cells = [
+                _cell(row, k, best[k]) + ("†" if tests.get(f"{m}_p", 1.0) < 0.05 else "")
+                for m, k in zip(METRICS, keys)
+            ]
+            lines.append(f"| {label} | {row['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += [
         "### Cost",
         "",
-        "| model | s / train epoch | epochs | s / test evaluation | status |",
-        "|---|---:|---:|---:|---|",
+        "| model | s / train epoch | epochs | s training, all | s / test evaluation | status |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for label, row in table.items():
         status = "ok" if not row["failed"] else "failed: " + "; ".join(row["failed"])[:200]
+        if row["budget_stopped"]:
+            status += f" ({row['budget_stopped']} of {row['seeds']} stopped by --time-budget)"
         if "epoch_seconds" in row:
             lines.append(
                 f"| {label} | {row['epoch_seconds']:.2f} | {row['epochs']:.1f} | "
-                f"{row['test_eval_seconds']:.2f} | {status} |"
+                f"{row['train_seconds']:.2f} | {row['test_eval_seconds']:.2f} | {status} |"
             )
         else:
-            lines.append(f"| {label} | - | - | - | {status} |")
+            lines.append(f"| {label} | - | - | - | - | {status} |")
     return "\n".join(lines) + "\n"
 
 
@@ -314,20 +518,94 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.epochs is not None:
         base["epochs"] = args.epochs
+    stem = args.name or f"{args.dataset}-{args.protocol}"
+    finished = finished_runs(Path(args.out), stem, args.dataset) if args.resume else {}
     runs = []
     with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
         for seed in [int(s) for s in args.seeds.split(",")]:
             for label, model, overrides in model_specs(args.models, args.ablations):
-                print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
-                config = model_config(base, per_model, label, model, overrides)
-                run = run_one(
-                    label, model, args.dataset, {**config, "seed": seed}, args.config_files
-                )
+                config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
+                run = read_back(finished, label, model, args.dataset, config, args.config_files)
+                plan = None
+                if run is None:
+                    print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
+                    checkpoints = Path(args.out) / "checkpoints" / stem
+                    plan = Plan(
+                        checkpoints / f"{label}-seed{seed}.pth",
+                        checkpoints / f"{label}-seed{seed}-last.pth",
+                        args.resume,
+                        args.time_budget,
+                    )
+                    run = run_one(label, model, args.dataset, config, args.config_files, plan)
+                else:
+                    print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
                 write_results(args, runs, command)  # after each run: a crash loses no result
+                if run.status == "ok" and plan is not None:  # the JSON holds it now
+                    plan.last.unlink(missing_ok=True)
     print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def finished_runs(out: Path, stem: str, dataset: str) -> dict[tuple[str, int], Run]:
+    """The successful runs of ``<out>/<stem>.json`` (this dataset; the stem names the protocol),
+    with their per-case tables from ``.cases.npz``, by (label, seed)."""
+    path = out / f"{stem}.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("dataset") != dataset:
+        return {}
+    cases = read_cases(out / f"{stem}.cases.npz")
+    runs = {}
+    for record in saved["runs"]:
+        if record["status"] == "ok":
+            run = Run(**record)
+            run.cases = cases.get((run.label, run.seed), {})
+            runs[(run.label, run.seed)] = run
+    return runs
+
+
+def read_back(
+    finished: dict, label: str, model: str, dataset: str, config: dict, config_files: list[str]
+) -> Run | None:
+    """The finished run of this label, model and seed when its effective config is this one."""
+    run = finished.get((label, config["seed"]))
+    if run is None or run.model != model:
+        return None
+    try:
+        effective = effective_config_of(model, dataset, config, config_files)
+    except Exception:  # an unknown model or a broken config: run it, and report its error
+        return None
+    return run if effective == run.config else None
+
+
+def case_key(label: str, seed: int, domain: str, column: str) -> str:
+    return f"{label}|{seed}|{domain}|{column}"
+
+
+def write_cases(path: Path, runs: list[Run]) -> None:
+    arrays = {
+        case_key(run.label, run.seed, domain, column): values
+        for run in runs
+        for domain, table in run.cases.items()
+        for column, values in table.items()
+    }
+    with atomic_write(path, "wb") as file:
+        np.savez_compressed(file, **arrays)
+
+
+def read_cases(path: Path) -> dict[tuple[str, int], dict]:
+    if not path.is_file():
+        return {}
+    cases: dict = {}
+    with np.load(path, allow_pickle=False) as arrays:
+        for key in arrays.files:
+            label, seed, domain, column = key.rsplit("|", 3)
+            run = cases.setdefault((label, int(seed)), {})
+            run.setdefault(domain, {})[column] = arrays[key]
+    return cases
 
 
 def config_line(args) -> str:
@@ -343,6 +621,7 @@ def write_results(args, runs: list[Run], command: str) -> None:
     out = Path(args.out)
     stem = args.name or f"{args.dataset}-{args.protocol}"
     table, domains = aggregate(runs), domains_of(runs)
+    add_significance(table, runs, domains)
     protocol_text = {
         "full": "full ranking within the target domain",
         "sampled999": "999 sampled negatives from the target domain (C2DSR)",
@@ -350,7 +629,8 @@ def write_results(args, runs: list[Run], command: str) -> None:
     header = (
         f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
-        f"Seeds {args.seeds}; mean ± std where several. Best per column in bold. "
+        f"Seeds {args.seeds}; mean ± std where several (column n: the seeds a row has). "
+        f"Best per column in bold. {SIGNIFICANCE_NOTE} "
         f"{datetime.date.today()}. Command: `llmemf-bench {command}`\n\n"
         f"{config_line(args)}"
     )
@@ -364,10 +644,11 @@ def write_results(args, runs: list[Run], command: str) -> None:
                 "seeds": args.seeds,
                 "date": str(datetime.date.today()),
                 "summary": table,
-                "runs": [run.__dict__ for run in runs],
+                "runs": [run.record() for run in runs],
             },
             file,
             indent=1,
         )
+    write_cases(out / f"{stem}.cases.npz", runs)
     if domains:
         bar_chart(table, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")

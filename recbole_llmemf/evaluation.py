@@ -19,7 +19,7 @@ split needs the ``domain_field``); without them the trainer is RecBole's, to the
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -46,6 +46,9 @@ class DomainAwareEvaluation:
     """
 
     _eval_domain: int | None = None
+    # Per target domain, the last evaluation's test cases: user and target tokens, h and e
+    # (metrics.py) per case, for paired tests between runs (bench.py). Empty where not counted.
+    last_cases: dict[str, dict[str, np.ndarray]] = {}
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -67,7 +70,7 @@ class DomainAwareEvaluation:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         item_domain, names = item_domains(eval_data._dataset, domain_field)
         self._item_domain = item_domain.to(self.device)
-        parts = {}
+        parts, cases = {}, defaultdict(list)
         for position, (domain, group, loader) in enumerate(self._parts(eval_data, item_domain)):
             self._ask_for_case_batches(loader)
             self._eval_domain = domain
@@ -78,6 +81,12 @@ class DomainAwareEvaluation:
             finally:
                 self._eval_domain = None
             parts[(names[domain], GROUPS[group])] = (loader.sample_size, result)
+            cases[names[domain]].append(self.eval_collector.last_cases)
+        self.last_cases = {
+            name: case_table(eval_data._dataset, parts_of_domain)
+            for name, parts_of_domain in cases.items()
+            if all(part is not None for part in parts_of_domain)
+        }
         return summarize(parts, self.config["metric_decimal_place"])
 
     def _parts(self, eval_data: AbstractDataLoader, item_domain: torch.Tensor):
@@ -169,6 +178,8 @@ class TieCollector(Collector):
     def __init__(self, config):
         super().__init__(config)
         self.register = TieRegister(config)
+        self._case_ids: list[torch.Tensor] = []
+        self.last_cases: tuple[torch.Tensor, torch.Tensor] | None = None  # ([P 2] ids, [P 3] ties)
 
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
         counted = [key for key in ("rec.meanrank", TIES) if self.register.need(key)]
@@ -187,6 +198,9 @@ class TieCollector(Collector):
         if TIES in counted:
             ties = torch.stack([higher, equal, positives[positive_u]], 1)  # [P 3]
             self.data_struct.update_tensor(TIES, ties)
+            self._case_ids.append(
+                case_ids(self.config, interaction, scores_tensor, positive_u, positive_i)
+            )
         if "rec.meanrank" in counted:
             self.data_struct.update_tensor(
                 "rec.meanrank", mean_rank(scores_tensor, positive_u, higher, equal, positives)
@@ -195,8 +209,37 @@ class TieCollector(Collector):
     def get_data_struct(self):
         struct = super().get_data_struct()
         if TIES in self.data_struct:  # per evaluation, as RecBole resets its own rec.* keys
+            self.last_cases = (torch.cat(self._case_ids).cpu(), struct.get(TIES))
             del self.data_struct[TIES]
+        self._case_ids = []
         return struct
+
+
+def case_ids(config, interaction, scores, positive_u, positive_i) -> torch.Tensor:
+    """``[P 2]`` (user id, target id) per positive; user -1 where the batch has no row per case
+    (RecBole's own ``predict`` path of sampled candidates, one row per (case, candidate)) or none."""
+    uid_field = config["USER_ID_FIELD"]
+    positive_u = positive_u.to(scores.device)
+    if interaction is not None and uid_field in interaction and len(interaction) == len(scores):
+        users = interaction[uid_field].to(scores.device)[positive_u]
+    else:
+        users = torch.full_like(positive_u, -1)
+    return torch.stack([users, positive_i.to(scores.device)], 1)
+
+
+def case_table(dataset, parts: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """One domain's cases as arrays: ``user``, ``item`` (tokens), ``higher``, ``equal`` (metrics.py)."""
+    ids = torch.cat([part[0] for part in parts]).numpy()
+    ties = torch.cat([part[1] for part in parts]).numpy()
+    users = np.full(len(ids), "", dtype=object)
+    known = ids[:, 0] >= 0
+    users[known] = dataset.id2token(dataset.uid_field, ids[known, 0])
+    return {
+        "user": users.astype(str),
+        "item": np.asarray(dataset.id2token(dataset.iid_field, ids[:, 1])).astype(str),
+        "higher": ties[:, 0].astype(np.int64),
+        "equal": ties[:, 1].astype(np.int64),
+    }
 
 
 def tie_counts(

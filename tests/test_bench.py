@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
-from recbole_llmemf.bench import ABLATIONS, SHARED, main
+import numpy as np
+import pytest
+from recbole.trainer import Trainer
+
+import recbole_llmemf.bench as bench_module
+from recbole_llmemf.bench import ABLATIONS, SHARED, case_key, main
+from recbole_llmemf.compat import load_checkpoint
+from recbole_llmemf.significance import per_case_values
 
 SMALL = [
     "hidden_size=16",
@@ -52,11 +60,11 @@ def test_bench_writes_tables_json_and_chart_and_reports_failures(tiny_dataset, t
     assert "| LLMEMF |" in capsys.readouterr().out
 
 
-def bench(tiny_dataset, out, *options):
+def bench(tiny_dataset, out, *options, sets=()):
     return main(
         ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1", f"--out={out}"]
         + list(options)
-        + ["--set", *SMALL]
+        + ["--set", *SMALL, *sets]
     )
 
 
@@ -106,3 +114,111 @@ def test_bench_shares_hyper_parameters_unless_set_per_model_and_records_them(
         "Every model: embedding_size=16, hidden_size=16, inner_size=16, dropout_prob=0.3" in report
     )
     assert "per model: SASRec.hidden_size=32, BPR.embedding_size=8." in report
+
+
+def test_resume_reads_back_finished_runs_and_reruns_a_changed_config(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    assert bench(tiny_dataset, tmp_path, "--models=SASRec,BPR", "--seeds=1,2") == 0
+    first = json.loads((tmp_path / "tiny-full.json").read_text())
+    cases_before = dict(np.load(tmp_path / "tiny-full.cases.npz"))
+    trained = []
+    real_run_one = bench_module.run_one
+    monkeypatch.setattr(
+        bench_module, "run_one", lambda label, *a: trained.append(label) or real_run_one(label, *a)
+    )
+    options = ["--models=SASRec,BPR", "--seeds=1,2", "--resume"]
+    assert bench(tiny_dataset, tmp_path, *options) == 0
+    assert trained == []  # every run read back
+    second = json.loads((tmp_path / "tiny-full.json").read_text())
+    assert second["runs"] == first["runs"] and second["summary"] == first["summary"]
+    cases_after = np.load(tmp_path / "tiny-full.cases.npz")
+    assert set(cases_after.files) == set(cases_before)
+    for key, values in cases_before.items():
+        assert (cases_after[key] == values).all()
+
+    # a config change of one model reruns that model only
+    assert bench(tiny_dataset, tmp_path, *options, sets=["BPR.embedding_size=8"]) == 0
+    assert trained == ["BPR", "BPR"]
+
+
+class Killed(BaseException):
+    """A kill: not an Exception, so the benchmark does not record the run as failed."""
+
+
+@pytest.mark.parametrize("model", ["SASRec", "LLMEMF", "BPR"])
+def test_killed_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(
+    tiny_dataset, tmp_path, monkeypatch, model
+):
+    options = [f"--models={model}", "--seeds=3", "--epochs=3"]  # patience 10: no early stop
+    assert bench(tiny_dataset, tmp_path / "whole", *options) == 0
+    whole = json.loads((tmp_path / "whole" / "tiny-full.json").read_text())["runs"][0]
+
+    kill_at = {"epoch": 2}
+    train_epoch = Trainer._train_epoch
+
+    def killing_train_epoch(trainer, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == kill_at["epoch"]:  # epochs 0 and 1 done and checkpointed
+            raise Killed
+        return train_epoch(trainer, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killing_train_epoch)
+    with pytest.raises(Killed):
+        bench(tiny_dataset, tmp_path / "killed", *options)
+    last = tmp_path / "killed" / "checkpoints" / "tiny-full" / f"{model}-seed3-last.pth"
+    assert load_checkpoint(str(last))["epoch"] == 1
+
+    kill_at["epoch"] = None
+    resumed_from = []
+    resume_checkpoint = Trainer.resume_checkpoint
+    monkeypatch.setattr(
+        Trainer,
+        "resume_checkpoint",
+        lambda trainer, path: resumed_from.append(path) or resume_checkpoint(trainer, path),
+    )
+    assert bench(tiny_dataset, tmp_path / "killed", *options, "--resume") == 0
+    run = json.loads((tmp_path / "killed" / "tiny-full.json").read_text())["runs"][0]
+    assert resumed_from == [str(last)] and run["resumed_from_epoch"] == 2
+    assert len(run["epoch_seconds"]) == 3  # two before the kill, one after
+    # the random states travel with the checkpoint, so the resumed epoch is the uninterrupted one
+    assert run["test_result"] == whole["test_result"]
+    # the finished run is in the JSON, its resumable state gone; RecBole's best one stays
+    assert [path.name for path in last.parent.iterdir()] == [f"{model}-seed3.pth"]
+
+
+def test_time_budget_stops_after_the_first_epoch_and_still_tests(tiny_dataset, tmp_path):
+    options = ["--models=SASRec", "--epochs=4", "--time-budget=0.000001"]
+    assert bench(tiny_dataset, tmp_path, *options) == 0
+    run = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]
+    assert run["status"] == "ok" and run["budget_stopped"] is True
+    assert len(run["epoch_seconds"]) == 1 and 0 < run["test_result"]["Movie/fullmrr"] <= 1
+    assert run["train_seconds"] >= run["epoch_seconds"][0]
+    assert "1 of 1 stopped by --time-budget" in (tmp_path / "tiny-full.md").read_text()
+
+
+def test_per_case_file_holds_every_test_case_once_with_the_reported_means(tiny_dataset, tmp_path):
+    assert bench(tiny_dataset, tmp_path, "--models=LLMEMF,ItemKNN") == 0
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    cases = np.load(tmp_path / "tiny-full.cases.npz")
+    test_cases = 0
+    for domain in ("Movie", "Book"):
+        keys = None
+        for run in runs:
+            column = functools.partial(case_key, run["label"], run["seed"], domain)
+            user, item = cases[column("user")], cases[column("item")]
+            pairs = set(zip(user.tolist(), item.tolist()))
+            assert len(pairs) == len(user) and all(user)  # one entry per case, all keyed
+            assert keys is None or pairs == keys  # the same cases in every run: pairable
+            keys = pairs
+            values = per_case_values(cases[column("higher")], cases[column("equal")])
+            for metric in ("fullmrr", "ndcg@10"):  # the per-case values average to the table
+                reported = run["test_result"][f"{domain}/{metric}"]
+                assert values[metric].mean() == pytest.approx(reported, abs=1e-4)
+        test_cases += len(keys)
+    assert test_cases == tiny_test_cases(tiny_dataset)
+
+
+def tiny_test_cases(tiny_dataset) -> int:
+    """Leave-one-out: one test case per user, counted from the interaction file."""
+    lines = (tiny_dataset.data_path / "tiny" / "tiny.inter").read_text().splitlines()[1:]
+    return len({line.split("\t")[0] for line in lines})
