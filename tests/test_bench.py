@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from recbole.trainer import Trainer
 
 import recbole_llmemf.bench as bench_module
@@ -222,3 +223,24 @@ def tiny_test_cases(tiny_dataset) -> int:
     """Leave-one-out: one test case per user, counted from the interaction file."""
     lines = (tiny_dataset.data_path / "tiny" / "tiny.inter").read_text().splitlines()[1:]
     return len({line.split("\t")[0] for line in lines})
+
+
+def test_every_run_trains_without_anomaly_detection(tiny_dataset, monkeypatch):
+    """RecBole's sine.py turns anomaly detection on for the rest of the process; the bench turns it
+    off for each run, so the runs after a RecBole sequential model are not slowed by it."""
+    seen = []
+    real_train_epoch = Trainer._train_epoch
+
+    def train_epoch(self, *args, **kwargs):
+        seen.append(torch.is_anomaly_enabled())
+        return real_train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    torch.autograd.set_detect_anomaly(True)
+    try:
+        run = bench_module.run_one(
+            "BPR", "BPR", tiny_dataset.name, {**tiny_dataset.config, "seed": 1}, []
+        )
+    finally:
+        torch.autograd.set_detect_anomaly(False)
+    assert run.status == "ok" and seen == [False]
