@@ -30,6 +30,17 @@ TINY_CONFIG = {
     "MAX_ITEM_LIST_LENGTH": 8,
 }
 
+# The sampled protocol with 5 negatives instead of 999: the tiny domains have 18 items.
+SAMPLED_5 = {
+    "protocol": "sampled999",
+    "eval_args": {
+        "split": {"LS": "valid_and_test"},
+        "order": "TO",
+        "group_by": "user",
+        "mode": "uni5",
+    },
+}
+
 
 @pytest.fixture(autouse=True)
 def isolated_run(tmp_path, monkeypatch):

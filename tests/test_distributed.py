@@ -7,21 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import SAMPLED_5
 from recbole.quick_start import load_data_and_model, run
 from recbole.utils import get_trainer
 
 from recbole_llmemf.distributed import dist_backend, single_process_config
-
-# the sampled protocol with 5 negatives (the tiny domains have 18 items)
-SAMPLED_5 = {
-    "protocol": "sampled999",
-    "eval_args": {
-        "split": {"LS": "valid_and_test"},
-        "order": "TO",
-        "group_by": "user",
-        "mode": "uni5",
-    },
-}
 
 
 def free_port() -> str:

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLED_5
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.evaluator import Collector, Evaluator
@@ -119,18 +120,6 @@ def test_scorer_preferring_other_domain_is_ranked_within_the_target_domain(hand_
     # histories: u1, u2 both domains; u5 only A before an A target; u4 (A) and u3 (B) only the other
     groups = {key.rsplit("/", 1)[0] for key in result if key.count("/") == 2}
     assert groups == {"A/both", "A/target-only", "A/other-only", "B/both", "B/other-only"}
-
-
-# the sampled protocol with 5 negatives, so that RecBole's own uni-N path can score it too
-SAMPLED_5 = {
-    "protocol": "sampled999",
-    "eval_args": {
-        "split": {"LS": "valid_and_test"},
-        "order": "TO",
-        "group_by": "user",
-        "mode": "uni5",
-    },
-}
 
 
 def run_sampled(tiny_dataset, model, **extra):

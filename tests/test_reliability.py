@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SAMPLED_5
 from recbole.config import Config
 from recbole.quick_start import load_data_and_model, run_recbole
 from recbole.utils import get_trainer
@@ -25,11 +26,6 @@ from recbole_llmemf import compat
 from recbole_llmemf.dataset_tools._io import atomic_write
 
 ORIGINAL_TORCH_LOAD = torch.serialization.load  # what torch.load is when nobody replaced it
-SAMPLED_5 = {  # the sampled protocol with 5 negatives: both runs draw the candidates file
-    "protocol": "sampled999",
-    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user",
-                  "mode": "uni5"},
-}  # fmt: skip
 
 
 def python(code: str, *args: str, cwd: Path) -> subprocess.Popen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SAMPLED_5
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
@@ -85,18 +86,6 @@ def test_per_position_loss_is_the_mean_of_the_prefix_rows_losses(tiny_dataset, m
     )  # [N 3], the old path, one prefix row at a time
     at_once = torch.stack(model.calculate_loss(per_position.dataset.inter_feat))
     torch.testing.assert_close(at_once, per_row.mean(0), rtol=1e-5, atol=1e-6)
-
-
-# the sampled protocol with 5 negatives: the tiny data has 18 items per domain
-SAMPLED_5 = {
-    "protocol": "sampled999",
-    "eval_args": {
-        "split": {"LS": "valid_and_test"},
-        "order": "TO",
-        "group_by": "user",
-        "mode": "uni5",
-    },
-}
 
 
 @pytest.mark.parametrize("protocol", ["full", "sampled999"])
