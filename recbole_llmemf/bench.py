@@ -297,11 +297,12 @@ def run_one(
     config_files: list[str],
     plan: Plan | None = None,
 ) -> Run:
+    import recbole.model.sequential_recommender  # noqa: F401  see below
     import torch
     from recbole.quick_start import run_recbole
 
     # Importing RecBole's sequential models turns anomaly detection on (sine.py L25), which more
-    # than doubles a batch: off for every run, so no model's cost depends on the runs before it.
+    # than doubles a batch: imported first, then off, so no run pays for it, the first one included.
     torch.autograd.set_detect_anomaly(False)
     run = Run(label, model, config["seed"], config=config)
     try:
