@@ -267,9 +267,13 @@ def resume(trainer, train_data, run: Run, plan: Plan) -> dict:
     return state
 
 
+# Keys that change what a run shows, not what it computes: a run resumed elsewhere still matches.
+DISPLAY_KEYS = {"show_progress"}
+
+
 def effective_config(config, asked: dict) -> dict:
     """The final value of every shared key, every key asked for and every key of the model's yaml."""
-    keys = list(SHARED) + [k for k in asked if k not in SHARED]
+    keys = list(SHARED) + [k for k in asked if k not in SHARED and k not in DISPLAY_KEYS]
     keys += [k for k in model_yaml_keys(config["model"]) if k not in keys]
     values = {key: config[key] for key in keys if config[key] is not None}
     return json.loads(json.dumps(values, default=str))
@@ -518,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **SHARED,
         "data_path": args.data_path,
         "protocol": args.protocol,
-        "show_progress": False,
+        "show_progress": sys.stderr.isatty(),  # a bar inside long epochs on a terminal, not in logs
         **everyone,
     }
     if args.epochs is not None:

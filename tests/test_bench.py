@@ -244,3 +244,22 @@ def test_every_run_trains_without_anomaly_detection(tiny_dataset, monkeypatch):
     finally:
         torch.autograd.set_detect_anomaly(False)
     assert run.status == "ok" and seen == [False]
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bars_on_a_terminal_only_and_not_in_the_recorded_config(
+    terminal, tiny_dataset, tmp_path, monkeypatch
+):
+    asked = []
+    monkeypatch.setattr(bench_module.sys.stderr, "isatty", lambda: terminal)
+
+    def run_one(label, model, dataset, config, *args):
+        asked.append(config)
+        return bench_module.Run(label, model, config["seed"], status="failed", error="not trained")
+
+    monkeypatch.setattr(bench_module, "run_one", run_one)
+    options = [f"--data-path={tiny_dataset.data_path}", f"--out={tmp_path}", "--models=BPR"]
+    main(["--dataset=tiny", *options])
+    assert [config["show_progress"] for config in asked] == [terminal]
+    config = bench_module.effective_config_of("BPR", "tiny", {**asked[0]}, [])
+    assert "show_progress" not in config
