@@ -43,6 +43,8 @@ from recbole.trainer import trainer as recbole_trainer
 from recbole.utils import EvaluatorType
 from torch.nn.parallel import DistributedDataParallel
 
+from recbole_llmemf.mixins import mixed_in
+
 T = TypeVar("T")
 # the modules that imported RecBole's ensure_dir by name
 _ENSURE_DIR_USERS = (
@@ -284,9 +286,6 @@ def single_process_config(config):
     return single
 
 
-@functools.cache
 def distributed_trainer(trainer_class: type) -> type:
-    """``trainer_class`` with :class:`DistributedEvaluation` mixed in (cached, so one class each)."""
-    if issubclass(trainer_class, DistributedEvaluation):
-        return trainer_class
-    return type(f"Distributed{trainer_class.__name__}", (DistributedEvaluation, trainer_class), {})
+    """``trainer_class`` with :class:`DistributedEvaluation` mixed in."""
+    return mixed_in(DistributedEvaluation, trainer_class, "Distributed")

@@ -18,7 +18,6 @@ split needs the ``domain_field``); without them the trainer is RecBole's, to the
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 
@@ -33,6 +32,7 @@ from recbole.utils import EvaluatorType
 from recbole_llmemf.domains import item_domains
 from recbole_llmemf.indomain import train_in_target_domain
 from recbole_llmemf.metrics import TIES, expected_metric_class
+from recbole_llmemf.mixins import mixed_in
 
 # The case's history holds items of both domains / of the target's domain only / none of the target's.
 GROUPS = ("both", "target-only", "other-only")
@@ -354,12 +354,9 @@ def summarize(parts: dict, decimals: int) -> OrderedDict:
     return summary
 
 
-@functools.cache
 def domain_aware(trainer_class: type) -> type:
-    """``trainer_class`` with :class:`DomainAwareEvaluation` mixed in (cached, so one class each)."""
-    if issubclass(trainer_class, DomainAwareEvaluation):
-        return trainer_class
-    return type(f"DomainAware{trainer_class.__name__}", (DomainAwareEvaluation, trainer_class), {})
+    """``trainer_class`` with :class:`DomainAwareEvaluation` mixed in."""
+    return mixed_in(DomainAwareEvaluation, trainer_class, "DomainAware")
 
 
 def cases_per_batch(init_batch_size_and_step: Callable, loader) -> None:

@@ -39,6 +39,7 @@ from recbole_llmemf.evaluation import case_batches, cases_per_batch, domain_awar
 from recbole_llmemf.features import LLMEMFDataset, check_files_before_loading
 from recbole_llmemf.general_train import train_on_histories_too
 from recbole_llmemf.metrics import register_metrics
+from recbole_llmemf.mixins import mixed_in
 from recbole_llmemf.training_data import PerPositionTrainDataLoader
 
 PROPERTIES = resources.files("recbole_llmemf.properties")
@@ -158,12 +159,9 @@ class OwnCheckpointFile:
             self.saved_model_file = f"{stem}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
-@functools.cache
 def own_checkpoint(trainer_class: type) -> type:
-    """``trainer_class`` with :class:`OwnCheckpointFile` mixed in (cached, so one class each)."""
-    if issubclass(trainer_class, OwnCheckpointFile):
-        return trainer_class
-    return type(trainer_class.__name__, (OwnCheckpointFile, trainer_class), {})
+    """``trainer_class`` with :class:`OwnCheckpointFile` mixed in, under the same name."""
+    return mixed_in(OwnCheckpointFile, trainer_class, "")
 
 
 def _load_our_yaml_files(original: Callable, config: Config, model, model_class, dataset) -> None:
