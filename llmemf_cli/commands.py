@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from llmemf_cli import parsers
 
@@ -44,45 +44,40 @@ def _argv(argv: Sequence[str] | None) -> list[str]:
     return list(sys.argv[1:] if argv is None else argv)
 
 
+def _parse_then_run(parse: Callable[[list[str]], object], command: str, argv) -> int:
+    """Parse ``argv`` (standard library only), then import ``module:function`` and run it."""
+    argv = _argv(argv)
+    parse(argv)
+    quiet_upstream_warnings()
+    module, _, function = command.partition(":")
+    return getattr(importlib.import_module(module), function)(argv)
+
+
 def run_recbole(argv: Sequence[str] | None = None) -> int:
     """``run_recbole``: RecBole's command-line convention, LLMEMF registered."""
-    argv = _argv(argv)
     # parse_known_args: every other --key=value is RecBole's, which its Config reads
-    parsers.build_run_parser().parse_known_args(argv)
-    quiet_upstream_warnings()
-    from recbole_llmemf.cli import run_recbole_main
-
-    return run_recbole_main(argv)
+    parse = parsers.build_run_parser().parse_known_args
+    return _parse_then_run(parse, "recbole_llmemf.cli:run_recbole_main", argv)
 
 
 def demo(argv: Sequence[str] | None = None) -> int:
     """``llmemf-demo``."""
-    argv = _argv(argv)
-    parsers.build_demo_parser().parse_args(argv)
-    quiet_upstream_warnings()
-    from recbole_llmemf.cli import demo_main
-
-    return demo_main(argv)
+    return _parse_then_run(
+        parsers.build_demo_parser().parse_args, "recbole_llmemf.cli:demo_main", argv
+    )
 
 
 def bench(argv: Sequence[str] | None = None) -> int:
     """``llmemf-bench``."""
-    argv = _argv(argv)
-    parsers.build_bench_parser().parse_args(argv)
-    quiet_upstream_warnings()
-    from recbole_llmemf.bench import main
-
-    return main(argv)
+    return _parse_then_run(
+        parsers.build_bench_parser().parse_args, "recbole_llmemf.bench:main", argv
+    )
 
 
 def recommend(argv: Sequence[str] | None = None) -> int:
     """``llmemf-recommend``."""
-    argv = _argv(argv)
-    parsers.build_recommend_parser().parse_args(argv)
-    quiet_upstream_warnings()
-    from recbole_llmemf.recommend import main
-
-    return main(argv)
+    parse = parsers.build_recommend_parser().parse_args
+    return _parse_then_run(parse, "recbole_llmemf.recommend:main", argv)
 
 
 def data(argv: Sequence[str] | None = None) -> int:
