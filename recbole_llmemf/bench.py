@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import functools
 import json
 import logging
@@ -90,6 +91,9 @@ class Run:
     train_seconds: float = 0.0
     resumed_from_epoch: int | None = None  # the first epoch this sitting trained, after a resume
     budget_stopped: bool = False
+    time_budget: float | None = None  # the --time-budget of the sitting that ended the run
+    valid_scores: list[float] = field(default_factory=list)  # valid_metric after every epoch
+    command: str = ""
     # per domain, the test cases (evaluation.case_table); in <stem>.cases.npz, not in the JSON
     cases: dict = field(default_factory=dict, repr=False)
 
@@ -181,7 +185,7 @@ def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) 
     trainer.saved_model_file = str(plan.best)
     if plan.resume and plan.last.is_file():
         state = resume(trainer, train_data, run, plan)
-        if state.get("finished"):  # early stopping, the budget or the last epoch ended it
+        if state.get("finished") and not budget_allows_more(state, plan):
             return trainer.best_valid_score, trainer.best_valid_result
     else:
         for path in (plan.best, plan.last):  # a fresh run: nothing of an earlier one is read
@@ -193,6 +197,7 @@ def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) 
     callback = kwargs.pop("callback_fn", None)
 
     def after_epoch(epoch: int, valid_score: float) -> None:
+        run.valid_scores.append(float(valid_score))
         if callback is not None:
             callback(epoch, valid_score)
         spent = trained_before + time.perf_counter() - started
@@ -208,6 +213,16 @@ def fit_with_plan(fit, trainer, train_data, run: Run, plan: Plan, args, kwargs) 
         return fit(trainer, train_data, *args, callback_fn=after_epoch, **kwargs)
     except _BudgetSpent:  # RecBole's test then loads the best checkpoint, as after early stopping
         return trainer.best_valid_score, trainer.best_valid_result
+
+
+def budget_allows_more(state: dict, plan: Plan) -> bool:
+    """A run the budget stopped continues when this sitting's budget leaves room for one more
+    epoch (a later ``--resume`` with a larger ``--time-budget``, or none)."""
+    if not state["budget_stopped"]:
+        return False  # early stopping or the last epoch ended it
+    epochs = state["epoch_seconds"]
+    mean_epoch = sum(epochs) / len(epochs) if epochs else 0.0
+    return plan.time_budget is None or state["train_seconds"] + mean_epoch <= plan.time_budget
 
 
 def save_last(
@@ -231,6 +246,7 @@ def save_last(
             "budget_stopped": run.budget_stopped,
             "train_seconds": spent,
             "epoch_seconds": list(run.epoch_seconds),
+            "valid_scores": list(run.valid_scores),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -260,6 +276,7 @@ def resume(trainer, train_data, run: Run, plan: Plan) -> dict:
     run.budget_stopped = state["budget_stopped"]
     run.train_seconds += state["train_seconds"]
     run.epoch_seconds[:0] = state["epoch_seconds"]
+    run.valid_scores[:0] = state.get("valid_scores", [])
     torch.set_rng_state(state["torch_rng"])
     np.random.set_state(state["numpy_rng"])
     random.setstate(state["python_rng"])
@@ -535,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, model, overrides in model_specs(args.models, args.ablations):
                 config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
                 run = read_back(finished, label, model, args.dataset, config, args.config_files)
+                if run is not None and continues(run, args.time_budget):
+                    run = None
                 plan = None
                 if run is None:
                     print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
@@ -546,15 +565,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.time_budget,
                     )
                     run = run_one(label, model, args.dataset, config, args.config_files, plan)
+                    run.time_budget, run.command = args.time_budget, command
                 else:
                     print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
-                write_results(args, runs, command)  # after each run: a crash loses no result
-                if run.status == "ok" and plan is not None:  # the JSON holds it now
+                write_results(args, runs)  # after each run: a crash loses no result
+                # the JSON holds it now; a budget-stopped run keeps the checkpoint to go on from
+                if run.status == "ok" and plan is not None and not run.budget_stopped:
                     plan.last.unlink(missing_ok=True)
     print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def continues(run: Run, time_budget: float | None) -> bool:
+    """Whether a run the budget stopped goes on in this sitting: a larger budget, or none."""
+    if not run.budget_stopped:
+        return False
+    return time_budget is None or (run.time_budget is not None and time_budget > run.time_budget)
 
 
 def finished_runs(out: Path, stem: str, dataset: str) -> dict[tuple[str, int], Run]:
@@ -626,21 +654,50 @@ def config_line(args) -> str:
     return text + ("; per model: " + ", ".join(exceptions) if exceptions else "") + "."
 
 
-def write_results(args, runs: list[Run], command: str) -> None:
+def write_results(args, runs: list[Run]) -> None:
+    """The md, JSON, cases and chart of ``runs``; with ``--resume``, merged under a lock with the
+    runs other benchmarks wrote to the same stem meanwhile (several processes may share one)."""
     out = Path(args.out)
     stem = args.name or f"{args.dataset}-{args.protocol}"
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out / f".{stem}.lock"):
+        if args.resume:
+            runs = merged(finished_runs(out, stem, args.dataset), runs)
+        write_files(args, out, stem, runs)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def merged(saved: dict[tuple[str, int], Run], runs: list[Run]) -> list[Run]:
+    """The saved runs in their order, this process's in place of the same (label, seed), then
+    this process's new ones."""
+    mine = {(run.label, run.seed): run for run in runs}
+    return [mine.pop(key, run) for key, run in saved.items()] + list(mine.values())
+
+
+def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
     table, domains = aggregate(runs), domains_of(runs)
     add_significance(table, runs, domains)
     protocol_text = {
         "full": "full ranking within the target domain",
         "sampled999": "999 sampled negatives from the target domain (C2DSR)",
     }
+    seeds = ",".join(str(seed) for seed in sorted({run.seed for run in runs}))
+    commands = "; ".join(f"`llmemf-bench {c}`" for c in dict.fromkeys(r.command for r in runs) if c)
     header = (
         f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
-        f"Seeds {args.seeds}; mean ± std where several (column n: the seeds a row has). "
+        f"Seeds {seeds}; mean ± std where several (column n: the seeds a row has). "
         f"Best per column in bold. {SIGNIFICANCE_NOTE} "
-        f"{datetime.date.today()}. Command: `llmemf-bench {command}`\n\n"
+        f"{datetime.date.today()}. Commands: {commands}\n\n"
         f"{config_line(args)}"
     )
     with atomic_write(out / f"{stem}.md") as file:
@@ -650,7 +707,7 @@ def write_results(args, runs: list[Run], command: str) -> None:
             {
                 "dataset": args.dataset,
                 "protocol": args.protocol,
-                "seeds": args.seeds,
+                "seeds": seeds,
                 "date": str(datetime.date.today()),
                 "summary": table,
                 "runs": [run.record() for run in runs],

@@ -15,23 +15,24 @@ logger = logging.getLogger(__name__)
 PROBE_BATCHES = 3
 
 
-def announce_cost(model: nn.Module, config, n_training_cases: int) -> None:
+def announce_cost(model: nn.Module, config, dataset) -> None:
     """Log the model's size and epoch length now, and the epoch's time after a few batches."""
+    from recbole_llmemf.training_data import sequences_per_batch, training_pairs
+
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    batch_size = config["train_batch_size"]
-    n_batches = math.ceil(n_training_cases / batch_size)
+    n_batches = math.ceil(len(dataset) / sequences_per_batch(config, dataset))
     logger.info(
         "%s: %s trainable parameters (hidden_size %d, inner_size %d, n_layers %d, n_heads %d); "
-        "an epoch is %s training cases in %s batches of %d",
+        "an epoch is %s training pairs in %s batches (train_batch_size %d)",
         type(model).__name__,
         f"{parameters / 1e6:.2f}M",
         config["hidden_size"],
         config["inner_size"],
         config["n_layers"],
         config["n_heads"],
-        f"{n_training_cases:,}",
+        f"{training_pairs(dataset):,}",
         f"{n_batches:,}",
-        batch_size,
+        config["train_batch_size"],
     )
     if n_batches > PROBE_BATCHES:  # a shorter epoch ends before an estimate could help
         EpochTimer(model, n_batches)

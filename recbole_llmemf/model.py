@@ -128,7 +128,7 @@ class LLMEMF(SequentialRecommender):
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
-        announce_cost(self, config, len(dataset))  # size now, epoch time after a few batches
+        announce_cost(self, config, dataset)  # size now, epoch time after a few batches
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -96,7 +96,21 @@ class PerPositionTrainDataLoader(TrainDataLoader):
 
     def _init_batch_size_and_step(self) -> None:
         super()._init_batch_size_and_step()
-        if self.config["train_batch_pairs"]:
-            pairs = int((self._dataset.inter_feat[NEXT_ITEMS] > 0).sum())
-            self.step = max(1, round(self.step * len(self._dataset) / max(pairs, 1)))
-            self.set_batch_size(self.step)
+        self.step = sequences_per_batch(self.config, self._dataset)
+        self.set_batch_size(self.step)
+
+
+def training_pairs(dataset) -> int:
+    """The (history, target) pairs an epoch trains on: one per row, or per position."""
+    if NEXT_ITEMS not in dataset.inter_feat:
+        return len(dataset)
+    return int((dataset.inter_feat[NEXT_ITEMS] > 0).sum())
+
+
+def sequences_per_batch(config, dataset) -> int:
+    """Rows per training batch: ``train_batch_size``, or with ``train_batch_pairs`` on per-position
+    rows as many sequences as hold ``train_batch_size`` pairs on average."""
+    batch_size = config["train_batch_size"]
+    if NEXT_ITEMS not in dataset.inter_feat or not config["train_batch_pairs"]:
+        return batch_size
+    return max(1, round(batch_size * len(dataset) / max(training_pairs(dataset), 1)))

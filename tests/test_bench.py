@@ -197,6 +197,54 @@ def test_time_budget_stops_after_the_first_epoch_and_still_tests(tiny_dataset, t
     assert "1 of 1 stopped by --time-budget" in (tmp_path / "tiny-full.md").read_text()
 
 
+def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
+    tiny_dataset, tmp_path
+):
+    options = ["--models=SASRec", "--seeds=3", "--epochs=3"]
+    assert bench(tiny_dataset, tmp_path / "whole", *options) == 0
+    whole = json.loads((tmp_path / "whole" / "tiny-full.json").read_text())["runs"][0]
+    assert len(whole["valid_scores"]) == 3  # the validation curve, one score per epoch
+
+    stopped_dir = tmp_path / "stopped"
+    assert bench(tiny_dataset, stopped_dir, *options, "--resume", "--time-budget=0.000001") == 0
+    stopped = json.loads((stopped_dir / "tiny-full.json").read_text())["runs"][0]
+    assert stopped["budget_stopped"] and len(stopped["valid_scores"]) == 1
+    # the same budget again: the run is done and read back
+    assert bench(tiny_dataset, stopped_dir, *options, "--resume", "--time-budget=0.000001") == 0
+    assert json.loads((stopped_dir / "tiny-full.json").read_text())["runs"][0] == stopped
+
+    assert bench(tiny_dataset, stopped_dir, *options, "--resume") == 0  # no budget now
+    run = json.loads((stopped_dir / "tiny-full.json").read_text())["runs"][0]
+    assert run["resumed_from_epoch"] == 1 and not run["budget_stopped"]
+    assert run["valid_scores"] == whole["valid_scores"]
+    assert run["test_result"] == whole["test_result"]
+
+
+def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_path):
+    """Two processes (here one after the other) share a stem: neither drops the other's runs."""
+    assert bench(tiny_dataset, tmp_path, "--models=SASRec", "--resume") == 0
+    assert bench(tiny_dataset, tmp_path, "--models=BPR", "--seeds=1,2", "--resume") == 0
+    results = json.loads((tmp_path / "tiny-full.json").read_text())
+    assert [(run["label"], run["seed"]) for run in results["runs"]] == [
+        ("SASRec", 2020),
+        ("BPR", 1),
+        ("BPR", 2),
+    ]
+    report = (tmp_path / "tiny-full.md").read_text()
+    assert "| SASRec | 1 |" in report and "| BPR | 2 |" in report and "Seeds 1,2,2020;" in report
+    assert "`llmemf-bench --dataset=tiny" in report and "--models=SASRec" in report
+    assert "--models=BPR" in report
+    assert set(np.load(tmp_path / "tiny-full.cases.npz").files) >= {
+        case_key("SASRec", 2020, "Movie", "higher"),
+        case_key("BPR", 2, "Book", "higher"),
+    }
+
+    # without --resume a benchmark starts the stem afresh
+    assert bench(tiny_dataset, tmp_path, "--models=BPR", "--seeds=1") == 0
+    results = json.loads((tmp_path / "tiny-full.json").read_text())
+    assert [(run["label"], run["seed"]) for run in results["runs"]] == [("BPR", 1)]
+
+
 def test_per_case_file_holds_every_test_case_once_with_the_reported_means(tiny_dataset, tmp_path):
     assert bench(tiny_dataset, tmp_path, "--models=LLMEMF,ItemKNN") == 0
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]

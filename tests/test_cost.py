@@ -18,10 +18,17 @@ def test_size_and_epoch_time_are_logged_before_the_epoch_ends(tiny_dataset, capl
     config = {**tiny_dataset.config, "train_batch_size": 8}
     run_recbole(model="LLMEMF", dataset="tiny", config_dict=config, saved=False)
     size, timing = [r.getMessage() for r in caplog.records if r.name == "recbole_llmemf.cost"]
-    cases, batches = re.search(
-        r"an epoch is ([\d,]+) training cases in ([\d,]+) batches", size
+    pairs, batches = re.search(
+        r"an epoch is ([\d,]+) training pairs in ([\d,]+) batches", size
     ).groups()
-    assert int(batches.replace(",", "")) == -(-int(cases.replace(",", "")) // 8) > PROBE_BATCHES
+    llmemf = Config(model="LLMEMF", dataset="tiny", config_dict=config)
+    train_data, _, _ = data_preparation(llmemf, create_dataset(llmemf))
+    prefix_rows = create_dataset(
+        Config(model="SASRec", dataset="tiny", config_dict=config)
+    ).build()[0]
+    # the loader's own batches (per-position rows, about 8 pairs each) and the prefix rows' pairs
+    assert int(batches) == sum(1 for _ in train_data) > PROBE_BATCHES
+    assert int(pairs) == len(prefix_rows)
     assert re.match(
         r"LLMEMF: 0\.\d\dM trainable parameters \(hidden_size 16, inner_size 16, ", size
     )
