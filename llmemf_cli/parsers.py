@@ -156,6 +156,13 @@ def build_bench_parser() -> argparse.ArgumentParser:
         "continue an interrupted run from its last checkpoint",
     )
     parser.add_argument(
+        "--retest-from",
+        metavar="STEM",
+        help="train nothing: test the best checkpoint of every finished run of <out>/STEM.json "
+        "(same models, seeds and config, another --protocol) under --protocol; the rows keep "
+        "that run's training record and early stopping",
+    )
+    parser.add_argument(
         "--time-budget",
         type=float,
         metavar="SECONDS",

@@ -93,6 +93,7 @@ class Run:
     budget_stopped: bool = False
     time_budget: float | None = None  # the --time-budget of the sitting that ended the run
     valid_scores: list[float] = field(default_factory=list)  # valid_metric after every epoch
+    trained_under: str = ""  # --retest-from: the protocol of the training and early stopping
     command: str = ""
     # per domain, the test cases (evaluation.case_table); in <stem>.cases.npz, not in the JSON
     cases: dict = field(default_factory=dict, repr=False)
@@ -346,6 +347,51 @@ def run_one(
     return run
 
 
+def retest_one(label: str, model: str, args, config: dict, trained: Run | None) -> Run:
+    """``trained``'s best checkpoint tested under ``config``'s protocol through RecBole's own
+    ``Trainer.evaluate``: the row keeps the training record (epochs, validation curve, early
+    stopping under its protocol) and gets this protocol's test results and per-case ranks."""
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    run = Run(label, model, config["seed"], config=config, command=" ".join(sys.argv[1:]))
+    checkpoint = Path(args.out) / "checkpoints" / args.retest_from / f"{label}-seed{run.seed}.pth"
+    if trained is None or not checkpoint.is_file():
+        run.status, run.error = "failed", f"no finished run with a checkpoint in {args.retest_from}"
+        return run
+    built = Config(
+        model, args.dataset, config_file_list=args.config_files or None, config_dict=config
+    )
+    run.config = effective_config(built, config)
+    differs = {k for k in run.config.keys() | trained.config.keys() if k != "protocol"}
+    differs = {k for k in differs if run.config.get(k) != trained.config.get(k)}
+    if differs:
+        run.status, run.error = (
+            "failed",
+            f"{args.retest_from} trained another config: {sorted(differs)}",
+        )
+        return run
+    init_seed(built["seed"], built["reproducibility"])
+    train_data, _, test_data = data_preparation(built, create_dataset(built))
+    network = get_model(model)(built, train_data._dataset).to(built["device"])
+    trainer = get_trainer(built["MODEL_TYPE"], model)(built, network)
+    with stopwatch(run):
+        result = trainer.evaluate(test_data, load_best_model=True, model_file=str(checkpoint))
+    for key in (
+        "epoch_seconds",
+        "valid_scores",
+        "train_seconds",
+        "budget_stopped",
+        "resumed_from_epoch",
+    ):
+        setattr(run, key, getattr(trained, key))
+    run.trained_under = trained.config["protocol"]
+    run.test_result = {k: float(v) for k, v in result.items()}
+    run.cases = trainer.last_cases
+    return run
+
+
 def effective_config_of(model: str, dataset: str, config: dict, config_files: list[str]) -> dict:
     """The effective config a run of ``model`` would record, read from RecBole's Config alone."""
     from recbole.config import Config
@@ -546,6 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         base["epochs"] = args.epochs
     stem = args.name or f"{args.dataset}-{args.protocol}"
     finished = finished_runs(Path(args.out), stem, args.dataset) if args.resume else {}
+    trained = (
+        finished_runs(Path(args.out), args.retest_from, args.dataset) if args.retest_from else {}
+    )
     runs = []
     with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -555,7 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if run is not None and continues(run, args.time_budget):
                     run = None
                 plan = None
-                if run is None:
+                if run is None and args.retest_from:
+                    print(
+                        f"[llmemf-bench] {label} seed {seed}: test of {args.retest_from}",
+                        flush=True,
+                    )
+                    run = retest_one(label, model, args, config, trained.get((label, seed)))
+                elif run is None:
                     print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
                     checkpoints = Path(args.out) / "checkpoints" / stem
                     plan = Plan(
@@ -683,6 +738,17 @@ def merged(saved: dict[tuple[str, int], Run], runs: list[Run]) -> list[Run]:
     return [mine.pop(key, run) for key, run in saved.items()] + list(mine.values())
 
 
+def retest_note(runs: list[Run]) -> str:
+    trained = sorted({run.trained_under for run in runs if run.trained_under})
+    if not trained:
+        return ""
+    return (
+        f" The models were trained, and early-stopped on validation, under `{'`, `'.join(trained)}`"
+        " (`--retest-from`): only the test is this protocol's; epochs and training time are "
+        "that training's."
+    )
+
+
 def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
     table, domains = aggregate(runs), domains_of(runs)
     add_significance(table, runs, domains)
@@ -697,7 +763,8 @@ def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
         f"Seeds {seeds}; mean ± std where several (column n: the seeds a row has). "
         f"Best per column in bold. {SIGNIFICANCE_NOTE} "
-        f"{datetime.date.today()}. Commands: {commands}\n\n"
+        f"{datetime.date.today()}. Commands: {commands}"
+        f"{retest_note(runs)}\n\n"
         f"{config_line(args)}"
     )
     with atomic_write(out / f"{stem}.md") as file:

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import SAMPLED_5
 from recbole.trainer import Trainer
 
 import recbole_llmemf.bench as bench_module
@@ -243,6 +245,37 @@ def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_
     assert bench(tiny_dataset, tmp_path, "--models=BPR", "--seeds=1") == 0
     results = json.loads((tmp_path / "tiny-full.json").read_text())
     assert [(run["label"], run["seed"]) for run in results["runs"]] == [("BPR", 1)]
+
+
+def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tmp_path):
+    """One epoch (so both protocols keep the same checkpoint): the best checkpoint of the `full`
+    run, tested under `sampled999`, gives exactly the test of a run trained under `sampled999`."""
+    options = ["--models=SASRec,BPR,LLMEMF", "--seeds=5"]
+    assert bench(tiny_dataset, tmp_path, *options) == 0
+    five_negatives = tmp_path / "uni5.yaml"  # the tiny domains have 18 items
+    five_negatives.write_text(yaml.safe_dump({"eval_args": SAMPLED_5["eval_args"]}))
+    sampled = ["--protocol=sampled999", f"--config-files={five_negatives}"]
+    assert bench(tiny_dataset, tmp_path / "direct", *options, *sampled) == 0
+    retest = [*options, *sampled, "--retest-from=tiny-full", "--name=retest"]
+    assert bench(tiny_dataset, tmp_path, *retest) == 0
+
+    full = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    direct = json.loads((tmp_path / "direct" / "tiny-sampled999.json").read_text())["runs"]
+    retested = json.loads((tmp_path / "retest.json").read_text())["runs"]
+    for trained, again, run in zip(full, direct, retested):
+        assert run["status"] == "ok" and run["trained_under"] == "full"
+        assert run["test_result"] == again["test_result"] != trained["test_result"]
+        assert run["valid_scores"] == trained["valid_scores"]
+        assert run["epoch_seconds"] == trained["epoch_seconds"]
+    assert (
+        "trained, and early-stopped on validation, under `full`"
+        in (tmp_path / "retest.md").read_text()
+    )
+
+    # a config that the source runs did not train is refused, not tested
+    assert bench(tiny_dataset, tmp_path, *retest, sets=["SASRec.hidden_size=32"]) == 0
+    runs = json.loads((tmp_path / "retest.json").read_text())["runs"]
+    assert runs[0]["status"] == "failed" and "hidden_size" in runs[0]["error"]
 
 
 def test_per_case_file_holds_every_test_case_once_with_the_reported_means(tiny_dataset, tmp_path):
