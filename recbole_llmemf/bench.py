@@ -457,8 +457,24 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
             row["epochs"] = statistics.mean(len(run.epoch_seconds) for run in ok)
             row["test_eval_seconds"] = statistics.mean(run.eval_seconds[-1] for run in ok)
             row["train_seconds"] = statistics.mean(run.train_seconds for run in ok)
+            row.update(convergence([run for run in ok if run.valid_scores]))
         table[label] = row
     return table
+
+
+def convergence(runs: list[Run]) -> dict:
+    """Means over ``runs`` of the best validation epoch (from 1, the first of equal scores, as
+    RecBole's early stopping keeps it), its score and the training seconds up to it."""
+    if not runs:
+        return {}
+    best = [run.valid_scores.index(max(run.valid_scores)) for run in runs]
+    return {
+        "best_epoch": statistics.mean(b + 1 for b in best),
+        "best_valid": statistics.mean(max(run.valid_scores) for run in runs),
+        "seconds_to_best": statistics.mean(
+            sum(run.epoch_seconds[: b + 1]) for run, b in zip(runs, best)
+        ),
+    }
 
 
 SIGNIFICANCE_NOTE = (
@@ -525,7 +541,29 @@ def markdown(table: dict, domains: list[str], header: str) -> str:
             )
         else:
             lines.append(f"| {label} | - | - | - | - | {status} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + convergence_lines(table)) + "\n"
+
+
+def convergence_lines(table: dict) -> list[str]:
+    rows = {label: row for label, row in table.items() if "best_epoch" in row}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Convergence",
+        "",
+        "Validation (the protocol's `valid_metric`, target domain) after every epoch; training "
+        "seconds are the epochs' own, up to and including the best one.",
+        "",
+        "| model | epochs trained | best epoch | validation score there | s training to best epoch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, row in rows.items():
+        lines.append(
+            f"| {label} | {row['epochs']:.1f} | {row['best_epoch']:.1f} | "
+            f"{row['best_valid']:.4f} | {row['seconds_to_best']:.0f} |"
+        )
+    return lines
 
 
 def _cell(row: dict, key: str, best: float | None) -> str:
@@ -536,14 +574,22 @@ def _cell(row: dict, key: str, best: float | None) -> str:
     return f"**{text}**" if best is not None and mean == best else text
 
 
-def bar_chart(table: dict, domains: list[str], path: Path, title: str) -> None:
+def bar_chart(table: dict, runs: list[Run], domains: list[str], path: Path, title: str) -> None:
+    """Per domain, MRR and NDCG@10 bars; then each run's validation curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = [label for label, row in table.items() if "fullmrr" in row]
-    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * len(domains) + 5, 4), squeeze=False)
+    curves = axes[0][-1]
+    for run in runs:
+        if run.valid_scores:
+            curves.plot(range(1, len(run.valid_scores) + 1), run.valid_scores, label=run.label)
+    curves.set_title("validation")
+    curves.set_xlabel("epoch")
+    curves.legend(fontsize="small")
     for ax, domain in zip(axes[0], domains):
         for offset, metric in enumerate(("fullmrr", "ndcg@10")):
             values = [100 * table[label][f"{domain}/{metric}"][0] for label in labels]
@@ -784,4 +830,4 @@ def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
         )
     write_cases(out / f"{stem}.cases.npz", runs)
     if domains:
-        bar_chart(table, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")
+        bar_chart(table, runs, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")

@@ -220,6 +220,11 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
     assert run["resumed_from_epoch"] == 1 and not run["budget_stopped"]
     assert run["valid_scores"] == whole["valid_scores"]
     assert run["test_result"] == whole["test_result"]
+    scores = run["valid_scores"]
+    best = scores.index(max(scores))
+    seconds = sum(run["epoch_seconds"][: best + 1])
+    row = f"| SASRec | 3.0 | {best + 1:.1f} | {max(scores):.4f} | {seconds:.0f} |"
+    assert row in (stopped_dir / "tiny-full.md").read_text().split("### Convergence")[1]
 
 
 def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_path):
