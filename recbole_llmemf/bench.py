@@ -355,8 +355,8 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run | None) 
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
-    run = Run(label, model, config["seed"], config=config, command=" ".join(sys.argv[1:]))
-    checkpoint = Path(args.out) / "checkpoints" / args.retest_from / f"{label}-seed{run.seed}.pth"
+    run = Run(label, model, config["seed"], config=config)
+    checkpoint = checkpoint_plan(args, args.retest_from, label, run.seed).best
     if trained is None or not checkpoint.is_file():
         run.status, run.error = "failed", f"no finished run with a checkpoint in {args.retest_from}"
         return run
@@ -364,27 +364,28 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run | None) 
         model, args.dataset, config_file_list=args.config_files or None, config_dict=config
     )
     run.config = effective_config(built, config)
-    differs = {k for k in run.config.keys() | trained.config.keys() if k != "protocol"}
-    differs = {k for k in differs if run.config.get(k) != trained.config.get(k)}
+    differs = sorted(
+        key
+        for key in run.config.keys() | trained.config.keys()
+        if key != "protocol" and run.config.get(key) != trained.config.get(key)
+    )
     if differs:
-        run.status, run.error = (
-            "failed",
-            f"{args.retest_from} trained another config: {sorted(differs)}",
-        )
+        run.status, run.error = "failed", f"trained with other values of {differs}"
         return run
-    init_seed(built["seed"], built["reproducibility"])
-    train_data, _, test_data = data_preparation(built, create_dataset(built))
-    network = get_model(model)(built, train_data._dataset).to(built["device"])
-    trainer = get_trainer(built["MODEL_TYPE"], model)(built, network)
-    with stopwatch(run):
-        result = trainer.evaluate(test_data, load_best_model=True, model_file=str(checkpoint))
-    for key in (
-        "epoch_seconds",
-        "valid_scores",
-        "train_seconds",
-        "budget_stopped",
-        "resumed_from_epoch",
-    ):
+    try:
+        init_seed(built["seed"], built["reproducibility"])
+        train_data, _, test_data = data_preparation(built, create_dataset(built))
+        network = get_model(model)(built, train_data._dataset).to(built["device"])
+        trainer = get_trainer(built["MODEL_TYPE"], model)(built, network)
+        with stopwatch(run):
+            result = trainer.evaluate(test_data, load_best_model=True, model_file=str(checkpoint))
+    except DataError:
+        raise
+    except Exception as error:  # as run_one: reported, and the other runs still go
+        run.status, run.error = "failed", f"{type(error).__name__}: {error}"
+        logging.getLogger(__name__).error(traceback.format_exc())
+        return run
+    for key in ("epoch_seconds", "valid_scores", "train_seconds", "budget_stopped"):
         setattr(run, key, getattr(trained, key))
     run.trained_under = trained.config["protocol"]
     run.test_result = {k: float(v) for k, v in result.items()}
@@ -647,28 +648,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, model, overrides in model_specs(args.models, args.ablations):
                 config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
                 run = read_back(finished, label, model, args.dataset, config, args.config_files)
-                if run is not None and continues(run, args.time_budget):
-                    run = None
                 plan = None
-                if run is None and args.retest_from:
-                    print(
-                        f"[llmemf-bench] {label} seed {seed}: test of {args.retest_from}",
-                        flush=True,
-                    )
+                if run is not None and not continues(run, args.time_budget):
+                    print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
+                elif args.retest_from:
+                    print(f"[llmemf-bench] {label} seed {seed}: test only", flush=True)
                     run = retest_one(label, model, args, config, trained.get((label, seed)))
-                elif run is None:
+                    run.command = command
+                else:
                     print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
-                    checkpoints = Path(args.out) / "checkpoints" / stem
-                    plan = Plan(
-                        checkpoints / f"{label}-seed{seed}.pth",
-                        checkpoints / f"{label}-seed{seed}-last.pth",
-                        args.resume,
-                        args.time_budget,
-                    )
+                    plan = checkpoint_plan(args, stem, label, seed)
                     run = run_one(label, model, args.dataset, config, args.config_files, plan)
                     run.time_budget, run.command = args.time_budget, command
-                else:
-                    print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
                 print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
                 runs.append(run)
                 write_results(args, runs)  # after each run: a crash loses no result
@@ -677,6 +668,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     plan.last.unlink(missing_ok=True)
     print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def checkpoint_plan(args, stem: str, label: str, seed: int) -> Plan:
+    checkpoints = Path(args.out) / "checkpoints" / stem
+    return Plan(
+        checkpoints / f"{label}-seed{seed}.pth",
+        checkpoints / f"{label}-seed{seed}-last.pth",
+        args.resume,
+        args.time_budget,
+    )
 
 
 def continues(run: Run, time_budget: float | None) -> bool:
