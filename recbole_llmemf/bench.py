@@ -347,7 +347,7 @@ def run_one(
     return run
 
 
-def retest_one(label: str, model: str, args, config: dict, trained: Run | None) -> Run:
+def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
     """``trained``'s best checkpoint tested under ``config``'s protocol through RecBole's own
     ``Trainer.evaluate``: the row keeps the training record (epochs, validation curve, early
     stopping under its protocol) and gets this protocol's test results and per-case ranks."""
@@ -357,8 +357,8 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run | None) 
 
     run = Run(label, model, config["seed"], config=config)
     checkpoint = checkpoint_plan(args, args.retest_from, label, run.seed).best
-    if trained is None or not checkpoint.is_file():
-        run.status, run.error = "failed", f"no finished run with a checkpoint in {args.retest_from}"
+    if not checkpoint.is_file():
+        run.status, run.error = "failed", f"{checkpoint} is missing"
         return run
     built = Config(
         model, args.dataset, config_file_list=args.config_files or None, config_dict=config
@@ -651,9 +651,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plan = None
                 if run is not None and not continues(run, args.time_budget):
                     print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
+                elif args.retest_from and (label, seed) not in trained:
+                    print(
+                        f"[llmemf-bench] {label} seed {seed}: left out, not finished in "
+                        f"{args.retest_from}",
+                        flush=True,
+                    )
+                    continue
                 elif args.retest_from:
                     print(f"[llmemf-bench] {label} seed {seed}: test only", flush=True)
-                    run = retest_one(label, model, args, config, trained.get((label, seed)))
+                    run = retest_one(label, model, args, config, trained[(label, seed)])
                     run.command = command
                 else:
                     print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)

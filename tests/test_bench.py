@@ -277,7 +277,11 @@ def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tm
         in (tmp_path / "retest.md").read_text()
     )
 
-    # a config that the source runs did not train is refused, not tested
+    # a run the source lacks is left out; a config that the source runs did not train is refused
+    only_seed_5 = ["--models=SASRec", "--seeds=5,6", *sampled, "--retest-from=tiny-full"]
+    assert bench(tiny_dataset, tmp_path, *only_seed_5, "--name=seeds") == 0
+    seeds = json.loads((tmp_path / "seeds.json").read_text())["runs"]
+    assert [(run["label"], run["seed"]) for run in seeds] == [("SASRec", 5)]
     assert bench(tiny_dataset, tmp_path, *retest, sets=["SASRec.hidden_size=32"]) == 0
     runs = json.loads((tmp_path / "retest.json").read_text())["runs"]
     assert runs[0]["status"] == "failed" and "hidden_size" in runs[0]["error"]

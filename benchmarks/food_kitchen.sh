@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The Food-Kitchen tables of results/ (issue 17): every model to early stopping under sampled999,
+# then the same checkpoints tested under full. Two lanes run side by side, one per core, and
+# write into one results file (llmemf-bench --resume merges them under a lock). Everything is
+# resumable: run the script again after an interruption and finished runs are read back, a killed
+# run continues from its last epoch and a budget-stopped one goes on when BUDGET grows.
+#
+#   llmemf-data c2dsr ../shared/data/food_kitchen --out dataset
+#   llmemf-data features dataset/food_kitchen --text-encoder sentence-transformers:all-MiniLM-L6-v2
+#   benchmarks/food_kitchen.sh                   # BUDGET=7200 SEEDS=2021,2022 BEST=SASRec-indomain
+#
+# Compute (2 CPU cores, one thread per lane): an LLMEMF epoch takes about 7 min, a SASRec epoch
+# about 4 min, and both reach their best validation epoch within the first few epochs.
+set -euo pipefail
+
+OUT=${OUT:-results}
+BUDGET=${BUDGET:-}        # seconds of training per run; empty: no limit
+SEEDS=${SEEDS:-2021,2022} # more seeds for LLMEMF and the best baseline
+BEST=${BEST:-SASRec-indomain}
+SHARED=(--dataset=food_kitchen --out="$OUT" --set hidden_size=64 inner_size=64 embedding_size=64)
+TRAIN=(--resume)
+[ -n "$BUDGET" ] && TRAIN+=(--time-budget="$BUDGET")
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+lane() {  # lane NAME MODELS...: one bench per argument, in order, logged to OUT/NAME.log
+    local name=$1
+    shift
+    for models in "$@"; do
+        llmemf-bench --protocol=sampled999 --name=food_kitchen-sampled999 --models="${models%%:*}" \
+            --seeds="${models#*:}" "${SHARED[@]}" "${TRAIN[@]}"
+    done >>"$OUT/$name.log" 2>&1
+}
+
+mkdir -p "$OUT"
+lane llmemf "LLMEMF,LLMEMF-ids,LLMEMF-text-shuffled:2020" "LLMEMF:$SEEDS" &
+lane baselines "SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN:2020" "$BEST:$SEEDS" &
+wait
+
+# cheap (no training), so written afresh each time; runs not finished above are left out
+llmemf-bench --protocol=full --name=food_kitchen-full --retest-from=food_kitchen-sampled999 \
+    --models=LLMEMF,LLMEMF-ids,LLMEMF-text-shuffled,SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN \
+    --seeds=2020,"$SEEDS" "${SHARED[@]}" >>"$OUT/retest.log" 2>&1
