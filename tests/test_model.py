@@ -191,14 +191,14 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     type("Probe", (SequentialRecommender,), {})(base, train_data._dataset)
     model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
     # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset but
-    # train_per_position and train_batch_pairs, read by the train loader (training_data.py)
+    # train_per_position, read by the train loader (training_data.py); train_batch_pairs is read
+    # by the train loader and by LLMEMF for the epoch length it logs (cost.py)
     elsewhere = {
         "train_neg_sample_args",
         "image_feature_suffix",
         "text_feature_suffix",
         "shuffled_modalities",
         "train_per_position",
-        "train_batch_pairs",
     }
     # domain_field comes from the dataset yaml, since every model's evaluation needs it;
     # train_batch_size (RecBole's) gives the epoch length LLMEMF logs when built (cost.py)
