@@ -102,6 +102,9 @@ class Run:
         return {key: value for key, value in self.__dict__.items() if key != "cases"}
 
 
+RUN_FIELDS = set(Run.__dataclass_fields__)
+
+
 @dataclass
 class Plan:
     """Where a run keeps its checkpoints and how long it may train."""
@@ -706,8 +709,8 @@ def finished_runs(out: Path, stem: str, dataset: str) -> dict[tuple[str, int], R
     cases = read_cases(out / f"{stem}.cases.npz")
     runs = {}
     for record in saved["runs"]:
-        if record["status"] == "ok":
-            run = Run(**record)
+        if record["status"] == "ok":  # keys of a newer version's records are left out
+            run = Run(**{key: value for key, value in record.items() if key in RUN_FIELDS})
             run.cases = cases.get((run.label, run.seed), {})
             runs[(run.label, run.seed)] = run
     return runs

@@ -131,8 +131,10 @@ def test_resume_reads_back_finished_runs_and_reruns_a_changed_config(
         bench_module, "run_one", lambda label, *a: trained.append(label) or real_run_one(label, *a)
     )
     options = ["--models=SASRec,BPR", "--seeds=1,2", "--resume"]
+    newer = {**first, "runs": [{**run, "key_of_a_newer_version": 1} for run in first["runs"]]}
+    (tmp_path / "tiny-full.json").write_text(json.dumps(newer))
     assert bench(tiny_dataset, tmp_path, *options) == 0
-    assert trained == []  # every run read back
+    assert trained == []  # every run read back, a newer version's records too
     second = json.loads((tmp_path / "tiny-full.json").read_text())
     assert second["runs"] == first["runs"] and second["summary"] == first["summary"]
     cases_after = np.load(tmp_path / "tiny-full.cases.npz")
