@@ -820,7 +820,7 @@ def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
         f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
         f"Seeds {seeds}; mean ± std where several (column n: the seeds a row has). "
         f"Best per column in bold. {SIGNIFICANCE_NOTE} "
-        f"{datetime.date.today()}. Commands: {commands}"
+        f"{datetime.date.today()}. Commands: {commands}."
         f"{retest_note(runs)}\n\n"
         f"{config_line(args)}"
     )
