@@ -167,7 +167,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="per run: stop after the epoch when the next would overrun (mean epoch time so far) "
-        "and test the best checkpoint",
+        "and test the best checkpoint; a later --resume with a larger budget, or none, goes on",
     )
     return parser
 
