@@ -45,15 +45,21 @@ def position_pairs(inter) -> list[tuple]:
     )
 
 
-# 8: every training history fits (one sequence per user); 3: RecBole slides a window
-@pytest.mark.parametrize("max_length", [8, 3])
-def test_per_position_rows_hold_exactly_the_prefix_rows_pairs(tiny_dataset, max_length):
-    _, (prefix, _, _) = prepare(
+def both_train_loaders(tiny_dataset, max_length: int):
+    """The config and LLMEMF's train loaders over prefix rows and over per-position rows."""
+    config, (prefix, _, _) = prepare(
         tiny_dataset, train_per_position=False, MAX_ITEM_LIST_LENGTH=max_length
     )
     _, (per_position, _, _) = prepare(
         tiny_dataset, train_per_position=True, MAX_ITEM_LIST_LENGTH=max_length
     )
+    return config, prefix, per_position
+
+
+# 8: every training history fits (one sequence per user); 3: RecBole slides a window
+@pytest.mark.parametrize("max_length", [8, 3])
+def test_per_position_rows_hold_exactly_the_prefix_rows_pairs(tiny_dataset, max_length):
+    _, prefix, per_position = both_train_loaders(tiny_dataset, max_length)
     rows, sequences = prefix.dataset.inter_feat, per_position.dataset.inter_feat
     assert NEXT_ITEMS not in rows
     assert position_pairs(sequences) == prefix_pairs(rows)
@@ -72,12 +78,7 @@ def test_per_position_rows_hold_exactly_the_prefix_rows_pairs(tiny_dataset, max_
 @pytest.mark.parametrize("max_length", [8, 3])
 def test_per_position_loss_is_the_mean_of_the_prefix_rows_losses(tiny_dataset, max_length):
     """Dropout off: one pass over each sequence gives the mean loss of the old prefix-row path."""
-    config, (prefix, _, _) = prepare(
-        tiny_dataset, train_per_position=False, MAX_ITEM_LIST_LENGTH=max_length
-    )
-    _, (per_position, _, _) = prepare(
-        tiny_dataset, train_per_position=True, MAX_ITEM_LIST_LENGTH=max_length
-    )
+    config, prefix, per_position = both_train_loaders(tiny_dataset, max_length)
     model = LLMEMF(config, prefix.dataset)
     model.eval()
     rows = prefix.dataset.inter_feat
