@@ -548,43 +548,51 @@ def run_enrichment(
     ]
     start = time.perf_counter()
     bar = tqdm(total=len(pending), unit="item", desc="enrich", disable=not progress)
+
+    def store(chunk: list[ItemRecord], answers: list[str]) -> None:
+        for item, answer in zip(chunk, answers):
+            text = strip_think(answer)
+            if not text:
+                logger.warning("item '%s': empty answer, not cached", item.item_id)
+                stats.failed.append(item.item_id)
+                continue
+            cache.append(
+                {
+                    "item_id": item.item_id,
+                    "template_hash": digest,
+                    "model": backend.label,
+                    "text": text,
+                    "settings": backend.settings,
+                }
+            )
+            stats.generated += 1
+        bar.update(len(chunk))
+
     pool = futures.ThreadPoolExecutor(max_workers=backend.workers)
+    jobs: dict[futures.Future, list[ItemRecord]] = {}
+    handled = set()
     try:
-        jobs = {
-            pool.submit(backend.generate, [render_prompt(template, item) for item in chunk]): chunk
-            for chunk in chunks
-        }
+        for chunk in chunks:
+            jobs[pool.submit(backend.generate, [render_prompt(template, i) for i in chunk])] = chunk
         for job in futures.as_completed(jobs):
-            chunk = jobs[job]
+            handled.add(job)
             try:
                 answers = job.result()
             except TransientError as error:
                 logger.warning(
-                    "%d item(s) failed, retry them with another run: %s", len(chunk), error
+                    "%d item(s) failed, retry them with another run: %s", len(jobs[job]), error
                 )
-                stats.failed += [item.item_id for item in chunk]
-                bar.update(len(chunk))
+                stats.failed += [item.item_id for item in jobs[job]]
+                bar.update(len(jobs[job]))
                 continue
-            for item, answer in zip(chunk, answers):
-                text = strip_think(answer)
-                if not text:
-                    logger.warning("item '%s': empty answer, not cached", item.item_id)
-                    stats.failed.append(item.item_id)
-                    continue
-                cache.append(
-                    {
-                        "item_id": item.item_id,
-                        "template_hash": digest,
-                        "model": backend.label,
-                        "text": text,
-                        "settings": backend.settings,
-                    }
-                )
-                stats.generated += 1
-            bar.update(len(chunk))
+            store(jobs[job], answers)
     finally:
-        # on an error or Ctrl-C: drop what has not started; answers already cached are kept
+        # on an error or Ctrl-C: drop what has not started, let running requests finish, and cache
+        # every answer that arrived, also those as_completed had not handed over yet
         pool.shutdown(wait=True, cancel_futures=True)
+        for job, chunk in jobs.items():
+            if job not in handled and not job.cancelled() and job.exception() is None:
+                store(chunk, job.result())
         bar.close()
     stats.seconds = time.perf_counter() - start
     logger.info(

@@ -397,6 +397,36 @@ def test_kill_and_resume_gives_the_same_files(tmp_path, monkeypatch, batch_size)
     assert enrich.main([str(resumed), *args]) == 0  # a finished run does no work
 
 
+class RefusedWhileAnswering(FakeBackend):
+    """Two requests at once: the second is refused while the first's answer is still on its way."""
+
+    workers = 2
+
+    def __init__(self):
+        super().__init__()
+        self.refused = threading.Event()
+
+    def generate(self, prompts):
+        if "number 1" in prompts[0]:
+            self.refused.set()
+            raise enrich.AuthError("key refused")
+        assert self.refused.wait(10)
+        time.sleep(0.2)  # the refusal reaches the main thread first
+        return super().generate(prompts)
+
+
+def test_answers_that_arrive_after_a_fatal_error_are_still_cached(tmp_path):
+    items = [ItemRecord(f"I{i}", "Food", f"Thing number {i}") for i in range(2)]
+    backend = RefusedWhileAnswering()
+    with EnrichmentCache(tmp_path / "cache.jsonl") as cache:
+        with pytest.raises(enrich.AuthError):
+            enrich.run_enrichment(items, DEFAULT_TEMPLATE, backend, cache, progress=False)
+    with EnrichmentCache(tmp_path / "cache.jsonl") as cache:
+        key = enrich.cache_key("I0", template_hash(DEFAULT_TEMPLATE), backend.label)
+        assert cache.get(key)["text"].startswith("about: Thing number 0")
+        assert enrich.cache_key("I1", template_hash(DEFAULT_TEMPLATE), backend.label) not in cache
+
+
 def test_cache_rejects_a_corrupt_line_in_the_middle(tmp_path):
     path = tmp_path / "cache.jsonl"
     path.write_text('{"item_id": "a", "template_hash": "h", "model": "m", "text": "t"}\n'
