@@ -271,9 +271,7 @@ def test_no_server_stops_after_a_few_connection_failures(tmp_path, monkeypatch, 
     folder = write_dataset(tmp_path)
     calls = count_requests(monkeypatch)
     url = unused_url()
-    start = time.perf_counter()
     assert enrich.main(openai_args(folder, url, "--retries", "5", "--backoff", "0.2")) == 2
-    assert time.perf_counter() - start < 5
     assert len(calls) <= 3 + 2  # three in a row, plus at most one more per other worker
     err = capsys.readouterr().err
     assert f"cannot reach {url}/chat/completions" in err and "connection failures in a row" in err
