@@ -507,7 +507,7 @@ def add_significance(table: dict, runs: list[Run], domains: list[str]) -> None:
             }
 
 
-def markdown(table: dict, domains: list[str], header: str) -> str:
+def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> str:
     lines = [header, ""]
     for domain in domains:
         keys = [f"{domain}/{m}" for m in METRICS]
@@ -540,15 +540,20 @@ def markdown(table: dict, domains: list[str], header: str) -> str:
             status += f" ({row['budget_stopped']} of {row['seeds']} stopped by --time-budget)"
         if "epoch_seconds" in row:
             lines.append(
-                f"| {label} | {row['epoch_seconds']:.2f} | {row['epochs']:.1f} | "
+                f"| {label} | {row['epoch_seconds']:.2f} | {count(row['epochs'])} | "
                 f"{row['train_seconds']:.2f} | {row['test_eval_seconds']:.2f} | {status} |"
             )
         else:
             lines.append(f"| {label} | - | - | - | - | {status} |")
-    return "\n".join(lines + convergence_lines(table)) + "\n"
+    return "\n".join(lines + convergence_lines(table, runs)) + "\n"
 
 
-def convergence_lines(table: dict) -> list[str]:
+def count(value: float) -> str:
+    """An epoch count: ``23`` for one seed, ``22.5`` for a mean over seeds."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def convergence_lines(table: dict, runs: list[Run]) -> list[str]:
     rows = {label: row for label, row in table.items() if "best_epoch" in row}
     if not rows:
         return []
@@ -564,9 +569,17 @@ def convergence_lines(table: dict) -> list[str]:
     ]
     for label, row in rows.items():
         lines.append(
-            f"| {label} | {row['epochs']:.1f} | {row['best_epoch']:.1f} | "
+            f"| {label} | {count(row['epochs'])} | {count(row['best_epoch'])} | "
             f"{row['best_valid']:.4f} | {row['seconds_to_best']:.0f} |"
         )
+    lines += ["", "Validation score after each epoch (the best in bold):", ""]
+    for run in runs:
+        if run.label in rows and run.status == "ok" and run.valid_scores:
+            best = run.valid_scores.index(max(run.valid_scores))
+            scores = [
+                f"**{v:.4f}**" if i == best else f"{v:.4f}" for i, v in enumerate(run.valid_scores)
+            ]
+            lines.append(f"- {run.label}, seed {run.seed}: {' '.join(scores)}")
     return lines
 
 
@@ -676,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # the JSON holds it now; a budget-stopped run keeps the checkpoint to go on from
                 if run.status == "ok" and plan is not None and not run.budget_stopped:
                     plan.last.unlink(missing_ok=True)
-    print(markdown(aggregate(runs), domains_of(runs), f"## {args.dataset} ({args.protocol})"))
+    print(markdown(aggregate(runs), runs, domains_of(runs), f"## {args.dataset} ({args.protocol})"))
     return 0 if any(run.status == "ok" for run in runs) else 1
 
 
@@ -825,7 +838,7 @@ def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
         f"{config_line(args)}"
     )
     with atomic_write(out / f"{stem}.md") as file:
-        file.write(markdown(table, domains, header))
+        file.write(markdown(table, runs, domains, header))
     with atomic_write(out / f"{stem}.json") as file:
         json.dump(
             {

@@ -225,8 +225,12 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
     scores = run["valid_scores"]
     best = scores.index(max(scores))
     seconds = sum(run["epoch_seconds"][: best + 1])
-    row = f"| SASRec | 3.0 | {best + 1:.1f} | {max(scores):.4f} | {seconds:.0f} |"
-    assert row in (stopped_dir / "tiny-full.md").read_text().split("### Convergence")[1]
+    row = f"| SASRec | 3 | {best + 1} | {max(scores):.4f} | {seconds:.0f} |"
+    convergence = (stopped_dir / "tiny-full.md").read_text().split("### Convergence")[1]
+    assert row in convergence
+    curve = [f"{v:.4f}" for v in scores]
+    curve[best] = f"**{curve[best]}**"
+    assert f"- SASRec, seed {run['seed']}: {' '.join(curve)}" in convergence
 
 
 def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_path):

@@ -81,7 +81,7 @@ def test_table_marks_rows_that_differ_from_the_best_llmemf_and_counts_seeds():
     assert table["SASRec"]["significance"]["Movie"]["fullmrr_p"] < 0.05
     assert table["Twin"]["significance"]["Movie"]["fullmrr_p"] == 1.0
     assert "significance" not in table["LLMEMF"]
-    movie = markdown(table, ["Movie"], "").split("### Cost")[0].splitlines()
+    movie = markdown(table, runs, ["Movie"], "").split("### Cost")[0].splitlines()
     rows = {line.split(" | ")[0][2:]: line for line in movie if line.startswith("| ")}
     assert rows["LLMEMF"].startswith("| LLMEMF | 2 | ") and "†" not in rows["LLMEMF"]
     assert rows["SASRec"].startswith("| SASRec | 1 | ") and rows["SASRec"].count("†") == 2
