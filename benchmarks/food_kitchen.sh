@@ -7,7 +7,7 @@
 #
 #   llmemf-data c2dsr ../shared/data/food_kitchen --out dataset
 #   llmemf-data features dataset/food_kitchen --text-encoder sentence-transformers:all-MiniLM-L6-v2
-#   benchmarks/food_kitchen.sh                   # BUDGET=7200 SEEDS=2021,2022 BEST=SASRec-indomain
+#   benchmarks/food_kitchen.sh                   # BUDGET=7200 SEEDS=2021,2022 BEST=SASRec
 #
 # Compute (2 CPU cores, one thread per lane): an LLMEMF epoch takes about 7 min, a SASRec epoch
 # about 4 min, and both reach their best validation epoch within the first few epochs.
@@ -16,7 +16,7 @@ set -euo pipefail
 OUT=${OUT:-results}
 BUDGET=${BUDGET:-}        # seconds of training per run; empty: no limit
 SEEDS=${SEEDS:-2021,2022} # more seeds for LLMEMF and the best baseline
-BEST=${BEST:-SASRec-indomain}
+BEST=${BEST:-SASRec} # the baseline with the best seed-2020 validation score (0.0764; SASRec-indomain 0.0757)
 SHARED=(--dataset=food_kitchen --out="$OUT" --set hidden_size=64 inner_size=64 embedding_size=64)
 TRAIN=(--resume)
 [ -n "$BUDGET" ] && TRAIN+=(--time-budget="$BUDGET")
