@@ -363,6 +363,10 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
     if not checkpoint.is_file():
         run.status, run.error = "failed", f"{checkpoint} is missing"
         return run
+    moved_on = checkpoint_moved_on(checkpoint, trained)
+    if moved_on:
+        run.status, run.error = "failed", moved_on
+        return run
     built = Config(
         model, args.dataset, config_file_list=args.config_files or None, config_dict=config
     )
@@ -394,6 +398,26 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
     run.test_result = {k: float(v) for k, v in result.items()}
     run.cases = trainer.last_cases
     return run
+
+
+def checkpoint_moved_on(checkpoint: Path, trained: Run) -> str:
+    """Why ``checkpoint`` is not the one ``trained`` was tested with ('' where it is): a run
+    continued after its row was written (a budget-stopped run resumed, say) keeps its best
+    checkpoint in the same file, so a retest would silently pair the row with another epoch."""
+    from recbole_llmemf.compat import load_checkpoint
+
+    if not trained.valid_scores:
+        return ""
+    best = trained.valid_scores.index(max(trained.valid_scores))
+    saved = load_checkpoint(str(checkpoint), map_location="cpu")
+    if saved["epoch"] == best:
+        return ""
+    return (
+        f"{checkpoint.name} holds epoch {saved['epoch'] + 1} (validation "
+        f"{saved['best_valid_score']:.4f}), but the row it would be paired with was tested at "
+        f"epoch {best + 1} ({max(trained.valid_scores):.4f}): the run has gone on since; retest "
+        "once it has finished"
+    )
 
 
 def effective_config_of(model: str, dataset: str, config: dict, config_files: list[str]) -> dict:

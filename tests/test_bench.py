@@ -211,7 +211,8 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
 
     stopped_dir = tmp_path / "stopped"
     assert bench(tiny_dataset, stopped_dir, *options, "--resume", "--time-budget=0.000001") == 0
-    stopped = json.loads((stopped_dir / "tiny-full.json").read_text())["runs"][0]
+    stopped_json = (stopped_dir / "tiny-full.json").read_text()
+    stopped = json.loads(stopped_json)["runs"][0]
     assert stopped["budget_stopped"] and len(stopped["valid_scores"]) == 1
     # the same budget again: the run is done and read back
     assert bench(tiny_dataset, stopped_dir, *options, "--resume", "--time-budget=0.000001") == 0
@@ -231,6 +232,23 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
     curve = [f"{v:.4f}" for v in scores]
     curve[best] = f"**{curve[best]}**"
     assert f"- SASRec, seed {run['seed']}: {' '.join(curve)}" in convergence
+
+    # the budget-stopped row with the checkpoint of the finished run: a retest refuses to pair them
+    assert best > 0, "the tiny run must improve after its first epoch for this check"
+    five_negatives = tmp_path / "uni5.yaml"
+    five_negatives.write_text(yaml.safe_dump({"eval_args": SAMPLED_5["eval_args"]}))
+    retest = [*options, "--protocol=sampled999", f"--config-files={five_negatives}"]
+    retest += ["--retest-from=tiny-full", "--name=retest"]
+    finished_json = (stopped_dir / "tiny-full.json").read_text()
+    (stopped_dir / "tiny-full.json").write_text(stopped_json)
+    assert bench(tiny_dataset, stopped_dir, *retest) == 1
+    refused = json.loads((stopped_dir / "retest.json").read_text())["runs"][0]
+    assert refused["status"] == "failed"
+    assert f"holds epoch {best + 1}" in refused["error"] and "tested at epoch 1" in refused["error"]
+    (stopped_dir / "tiny-full.json").write_text(finished_json)
+    assert bench(tiny_dataset, stopped_dir, *retest) == 0
+    retested = json.loads((stopped_dir / "retest.json").read_text())["runs"][0]
+    assert retested["status"] == "ok" and retested["valid_scores"] == scores
 
 
 def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_path):
