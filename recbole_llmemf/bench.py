@@ -408,7 +408,7 @@ def checkpoint_moved_on(checkpoint: Path, trained: Run) -> str:
 
     if not trained.valid_scores:
         return ""
-    best = trained.valid_scores.index(max(trained.valid_scores))
+    best = best_epoch_index(trained.valid_scores)
     saved = load_checkpoint(str(checkpoint), map_location="cpu")
     if saved["epoch"] == best:
         return ""
@@ -490,12 +490,18 @@ def aggregate(runs: list[Run]) -> dict[str, dict]:
     return table
 
 
+def best_epoch_index(valid_scores: list[float]) -> int:
+    """The epoch (from 0) whose checkpoint RecBole keeps: the last of equal best scores, as its
+    ``early_stopping`` takes a tie for an improvement."""
+    return len(valid_scores) - 1 - valid_scores[::-1].index(max(valid_scores))
+
+
 def convergence(runs: list[Run]) -> dict:
-    """Means over ``runs`` of the best validation epoch (from 1, the first of equal scores, as
-    RecBole's early stopping keeps it), its score and the training seconds up to it."""
+    """Means over ``runs`` of the best validation epoch (from 1, see ``best_epoch_index``), its
+    score and the training seconds up to it."""
     if not runs:
         return {}
-    best = [run.valid_scores.index(max(run.valid_scores)) for run in runs]
+    best = [best_epoch_index(run.valid_scores) for run in runs]
     return {
         "best_epoch": statistics.mean(b + 1 for b in best),
         "best_valid": statistics.mean(max(run.valid_scores) for run in runs),
@@ -599,7 +605,7 @@ def convergence_lines(table: dict, runs: list[Run]) -> list[str]:
     lines += ["", "Validation score after each epoch (the best in bold):", ""]
     for run in runs:
         if run.label in rows and run.status == "ok" and run.valid_scores:
-            best = run.valid_scores.index(max(run.valid_scores))
+            best = best_epoch_index(run.valid_scores)
             scores = [
                 f"**{v:.4f}**" if i == best else f"{v:.4f}" for i, v in enumerate(run.valid_scores)
             ]

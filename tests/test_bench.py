@@ -11,9 +11,10 @@ import torch
 import yaml
 from conftest import SAMPLED_5
 from recbole.trainer import Trainer
+from recbole.utils import early_stopping
 
 import recbole_llmemf.bench as bench_module
-from recbole_llmemf.bench import ABLATIONS, SHARED, case_key, main
+from recbole_llmemf.bench import ABLATIONS, SHARED, best_epoch_index, case_key, main
 from recbole_llmemf.compat import load_checkpoint
 from recbole_llmemf.significance import per_case_values
 
@@ -224,7 +225,7 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
     assert run["valid_scores"] == whole["valid_scores"]
     assert run["test_result"] == whole["test_result"]
     scores = run["valid_scores"]
-    best = scores.index(max(scores))
+    best = best_epoch_index(scores)
     seconds = sum(run["epoch_seconds"][: best + 1])
     row = f"| SASRec | 3 | {best + 1} | {max(scores):.4f} | {seconds:.0f} |"
     convergence = (stopped_dir / "tiny-full.md").read_text().split("### Convergence")[1]
@@ -249,6 +250,15 @@ def test_budget_stopped_run_goes_on_with_a_larger_budget_as_if_never_stopped(
     assert bench(tiny_dataset, stopped_dir, *retest) == 0
     retested = json.loads((stopped_dir / "retest.json").read_text())["runs"][0]
     assert retested["status"] == "ok" and retested["valid_scores"] == scores
+
+
+def test_best_epoch_is_the_one_whose_checkpoint_recbole_keeps():
+    scores = [0.0577, 0.0742, 0.0741, 0.0764, 0.0756, 0.0764, 0.0725]  # GRU4Rec on Food-Kitchen
+    best, steps, kept = float("-inf"), 0, None
+    for epoch, score in enumerate(scores):
+        best, steps, _, improved = early_stopping(score, best, steps, max_step=10)
+        kept = epoch if improved else kept
+    assert best_epoch_index(scores) == kept == 5
 
 
 def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_path):
