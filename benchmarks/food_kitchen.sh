@@ -10,8 +10,8 @@
 #   benchmarks/food_kitchen.sh                   # BUDGET=7200 SEEDS=2021,2022 BEST=SASRec
 #
 # Compute (2 CPU cores, one thread per lane): an LLMEMF epoch takes about 7 min, a SASRec epoch
-# about 5 min and a GRU4Rec epoch about 3 min. SASRec peaks at epoch 4 and stops at 15; LLMEMF was
-# still creeping up at epoch 22 (validation 0.0870 at 14, 0.0885 at 22), so plan 30+ epochs for it.
+# about 5 min and a GRU4Rec epoch about 3 min. SASRec peaks at epoch 4 and stops at 15; LLMEMF
+# creeps up to its best at epoch 25 and stops at 36 (seed 2020), so plan about 4 hours per LLMEMF run.
 set -euo pipefail
 
 OUT=${OUT:-results}

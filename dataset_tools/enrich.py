@@ -576,16 +576,17 @@ def run_enrichment(
             jobs[pool.submit(backend.generate, [render_prompt(template, i) for i in chunk])] = chunk
         for job in futures.as_completed(jobs):
             handled.add(job)
+            chunk = jobs[job]
             try:
                 answers = job.result()
             except TransientError as error:
                 logger.warning(
-                    "%d item(s) failed, retry them with another run: %s", len(jobs[job]), error
+                    "%d item(s) failed, retry them with another run: %s", len(chunk), error
                 )
-                stats.failed += [item.item_id for item in jobs[job]]
-                bar.update(len(jobs[job]))
+                stats.failed += [item.item_id for item in chunk]
+                bar.update(len(chunk))
                 continue
-            store(jobs[job], answers)
+            store(chunk, answers)
     finally:
         # on an error or Ctrl-C: drop what has not started, let running requests finish, and cache
         # every answer that arrived, also those as_completed had not handed over yet
