@@ -33,7 +33,8 @@ import sys, types, functools
 import numpy as np
 for name, value in {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_,
                     "bool8": np.bool_, "float": float, "int": int, "bool": bool}.items():
-    if not hasattr(np, name):
+    # not hasattr, which warns on a deprecated or former alias and would count as RecBole's
+    if name not in vars(np) and name not in getattr(np, "__deprecated_attrs__", {}):
         setattr(np, name, value)
 try:
     from ray import tune  # noqa: F401

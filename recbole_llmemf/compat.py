@@ -46,9 +46,12 @@ _RECBOLE_NUMPY_ALIASES = {
 
 
 def restore_numpy_aliases() -> None:
-    """Restore the numpy aliases RecBole uses, where this numpy lacks them; never replace one."""
+    """Restore the numpy aliases RecBole uses, where this numpy lacks them; never replace one.
+    A deprecated alias (np.bool8 on numpy 1.x) still works and keeps its DeprecationWarning."""
+    deprecated = getattr(np, "__deprecated_attrs__", {})
     for name, value in {**_NUMPY_ALIASES, **_RECBOLE_NUMPY_ALIASES}.items():
-        if name not in vars(np):  # not hasattr: numpy 2 warns when asked for np.object, np.str
+        # not hasattr: numpy 2 warns when asked for np.object, np.str
+        if name not in vars(np) and name not in deprecated:
             setattr(np, name, value)
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
 
 SPEC = SyntheticSpec(name="tiny", n_users=80, items_per_group=6, n_groups=3, min_len=6, max_len=9)
@@ -73,3 +75,30 @@ def test_recbole_model_without_our_options_gets_recbole_numbers(tmp_path):
         f"{m}@{k}" for m in ("recall", "mrr", "ndcg", "hit", "precision") for k in (5, 10)
     }
     assert with_plugin == recbole
+
+
+def test_numpy_deprecation_warnings_survive_the_import():
+    """On numpy 1.x, np.bool8 (which ray uses) is deprecated but there: the plugin must not
+    replace it, which would silence the DeprecationWarning that RecBole users see without it."""
+    check = textwrap.dedent(
+        """
+        import json, warnings
+        import numpy as np
+        import recbole_llmemf  # noqa: F401
+        warned = {}
+        for name in getattr(np, "__deprecated_attrs__", {}):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                getattr(np, name)
+            warned[name] = [w.category.__name__ for w in caught]
+        print(json.dumps(warned))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    warned = json.loads(done.stdout.strip().splitlines()[-1])
+    if not warned:
+        pytest.skip("this numpy has no deprecated aliases")
+    assert all("DeprecationWarning" in categories for categories in warned.values()), warned
