@@ -53,7 +53,7 @@ def test_seeds_are_averaged_per_case_and_only_shared_cases_are_paired():
     assert paired_p_value(np.ones(5), np.zeros(5)) == 0.0  # a constant gain on every case
 
 
-def run(label: str, model: str, seed: int, higher: np.ndarray) -> Run:
+def run(label: str, model: str, seed: int, higher: np.ndarray, valid: float = 0.1) -> Run:
     values = per_case_values(higher, np.ones_like(higher))
     result = {f"Movie/{metric}": float(v.mean()) for metric, v in values.items()}
     return Run(
@@ -63,6 +63,7 @@ def run(label: str, model: str, seed: int, higher: np.ndarray) -> Run:
         test_result=result,
         epoch_seconds=[1.0],
         eval_seconds=[0.1],
+        valid_scores=[valid],
         cases={"Movie": case_table(higher)},
     )
 
@@ -86,3 +87,26 @@ def test_table_marks_rows_that_differ_from_the_best_llmemf_and_counts_seeds():
     assert rows["LLMEMF"].startswith("| LLMEMF | 2 | ") and "†" not in rows["LLMEMF"]
     assert rows["SASRec"].startswith("| SASRec | 1 | ") and rows["SASRec"].count("†") == 2
     assert "†" not in rows["Twin"]
+
+
+def test_reference_row_is_the_full_model_or_the_best_on_validation_never_on_test():
+    lucky = ranks(0)  # the best on test, but not the full model
+    runs = [
+        run("LLMEMF", "LLMEMF", 1, lucky + 3, valid=0.2),
+        run("LLMEMF-ids", "LLMEMF", 1, lucky, valid=0.1),
+        run("SASRec", "SASRec", 1, lucky + 3),
+    ]
+    table = aggregate(runs)
+    add_significance(table, runs, ["Movie"])
+    assert table["LLMEMF-ids"]["significance"]["Movie"]["against"] == "LLMEMF"
+    assert table["SASRec"]["significance"]["Movie"]["fullmrr_p"] == 1.0  # same ranks as LLMEMF
+
+    variants = [
+        run("LLMEMF-ids", "LLMEMF", 1, lucky, valid=0.1),
+        run("LLMEMF-text", "LLMEMF", 1, lucky + 3, valid=0.2),
+        run("SASRec", "SASRec", 1, lucky + 3),
+    ]
+    table = aggregate(variants)
+    add_significance(table, variants, ["Movie"])
+    assert table["LLMEMF-ids"]["significance"]["Movie"]["against"] == "LLMEMF-text"
+    assert "significance" not in table["LLMEMF-text"]
