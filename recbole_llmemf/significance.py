@@ -4,7 +4,9 @@ Each run keeps, per target domain, one ``(h, e)`` per test case (recbole_llmemf/
 candidates scored above the target, ``e`` scored equal to it, itself included), keyed by the case's
 user and target tokens. From them come the per-case values whose means are the reported metrics
 (tie-expected reciprocal rank and NDCG@10), so a paired test compares exactly what the table shows.
-Several seeds of one row are first averaged per case, so a case counts once.
+Several seeds of one row are first averaged per case, so a case counts once. Where both rows have
+several seeds, a Welch t-test over the seeds' scores also asks whether the difference is larger
+than what another seed would change.
 """
 
 from __future__ import annotations
@@ -52,9 +54,29 @@ def paired_p_value(first: np.ndarray, second: np.ndarray) -> float:
     return float(stats.ttest_rel(first, second).pvalue)
 
 
+def welch_p_value(first: list[float], second: list[float]) -> float:
+    """Two-sided Welch t-test; as ``paired_p_value`` where neither row varies over its seeds."""
+    if np.var(first) == 0 and np.var(second) == 0:
+        return 1.0 if np.mean(first) == np.mean(second) else 0.0
+    return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
+
+
+def seed_scores(runs: list[dict], keys: set) -> dict[str, list[float]]:
+    """Per metric, each run's mean over the cases in ``keys``."""
+    scores: dict[str, list[float]] = {metric: [] for metric in TESTED}
+    for cases in runs:
+        values = per_case_values(cases["higher"], cases["equal"])
+        shared = [key in keys for key in zip(cases["user"].tolist(), cases["item"].tolist())]
+        for metric in TESTED:
+            scores[metric].append(float(values[metric][shared].mean()))
+    return scores
+
+
 def compare(first: list[dict], second: list[dict]) -> dict:
     """Paired tests of two rows (each a list of per-seed case tables of one domain) over the cases
-    both hold: ``{"cases": n, "<metric>_p": p, "<metric>_difference": mean(first - second)}``."""
+    both hold: ``{"cases": n, "<metric>_p": p, "<metric>_difference": mean(first - second)}``,
+    and ``"<metric>_seeds_p"`` (Welch, over the seeds' scores) where both rows have 2 seeds or
+    more."""
     a, b = mean_over_seeds(first), mean_over_seeds(second)
     keys = [key for key in a if key in b and key[0]]  # cases without a user token cannot pair
     result: dict = {"cases": len(keys)}
@@ -63,4 +85,8 @@ def compare(first: list[dict], second: list[dict]) -> dict:
         y = np.array([b[key][metric] for key in keys])
         result[f"{metric}_p"] = paired_p_value(x, y)
         result[f"{metric}_difference"] = float((x - y).mean()) if keys else float("nan")
+    if len(first) > 1 and len(second) > 1 and keys:
+        x_seeds, y_seeds = seed_scores(first, set(keys)), seed_scores(second, set(keys))
+        for metric in TESTED:
+            result[f"{metric}_seeds_p"] = welch_p_value(x_seeds[metric], y_seeds[metric])
     return result

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from recbole_llmemf.bench import Run, add_significance, aggregate, markdown
-from recbole_llmemf.significance import compare, paired_p_value, per_case_values
+from recbole_llmemf.significance import (
+    compare,
+    paired_p_value,
+    per_case_values,
+    seed_scores,
+    welch_p_value,
+)
 
 CASES = 300
 
@@ -51,6 +57,20 @@ def test_seeds_are_averaged_per_case_and_only_shared_cases_are_paired():
     fewer = case_table(ranks(4)[:100], users=100)
     assert compare([case_table(ranks(4))], [fewer])["cases"] == 100
     assert paired_p_value(np.ones(5), np.zeros(5)) == 0.0  # a constant gain on every case
+
+
+def test_seed_test_needs_a_gap_larger_than_the_seeds_spread():
+    good = [case_table(ranks(seed)) for seed in (10, 11, 12)]
+    worse = [case_table(ranks(seed, shift=6)) for seed in (13, 14, 15)]
+    alike = [case_table(ranks(seed)) for seed in (16, 17, 18)]
+    assert compare(good, worse)["fullmrr_seeds_p"] < 0.05
+    assert compare(good, alike)["fullmrr_seeds_p"] > 0.05
+    assert "fullmrr_seeds_p" not in compare(good[:1], worse)  # one seed: no spread to test
+    assert welch_p_value([0.2, 0.2], [0.1, 0.1]) == 0.0
+    assert welch_p_value([0.2, 0.2], [0.2, 0.2]) == 1.0
+    shared = {(f"u{i}", f"i{i % 7}") for i in range(100)}
+    first_hundred = per_case_values(ranks(10)[:100], np.ones(100))["fullmrr"].mean()
+    assert seed_scores(good[:1], shared)["fullmrr"] == [first_hundred]
 
 
 def run(label: str, model: str, seed: int, higher: np.ndarray, valid: float = 0.1) -> Run:
