@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from recbole_llmemf.bench import Run, add_significance, aggregate, markdown
@@ -68,6 +70,9 @@ def test_seed_test_needs_a_gap_larger_than_the_seeds_spread():
     assert "fullmrr_seeds_p" not in compare(good[:1], worse)  # one seed: no spread to test
     assert welch_p_value([0.2, 0.2], [0.1, 0.1]) == 0.0
     assert welch_p_value([0.2, 0.2], [0.2, 0.2]) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a seed-independent row is no reason to warn
+        assert welch_p_value([0.3, 0.3, 0.3], [0.1, 0.12, 0.11]) < 0.05
     shared = {(f"u{i}", f"i{i % 7}") for i in range(100)}
     first_hundred = per_case_values(ranks(10)[:100], np.ones(100))["fullmrr"].mean()
     assert seed_scores(good[:1], shared)["fullmrr"] == [first_hundred]
