@@ -92,7 +92,8 @@ def compare(first: list[dict], second: list[dict]) -> dict:
         result[f"{metric}_p"] = paired_p_value(x, y)
         result[f"{metric}_difference"] = float((x - y).mean()) if keys else float("nan")
     if len(first) > 1 and len(second) > 1 and keys:
-        x_seeds, y_seeds = seed_scores(first, set(keys)), seed_scores(second, set(keys))
+        shared = set(keys)
+        x_seeds, y_seeds = seed_scores(first, shared), seed_scores(second, shared)
         for metric in TESTED:
             result[f"{metric}_seeds_p"] = welch_p_value(x_seeds[metric], y_seeds[metric])
     return result
