@@ -33,9 +33,10 @@ lane() {  # lane NAME MODELS...: one bench per argument, in order, logged to OUT
 }
 
 mkdir -p "$OUT"
-# the baselines are quicker, so their lane also takes LLMEMF's further seeds
-lane llmemf "LLMEMF,LLMEMF-ids,LLMEMF-text-shuffled:2020" &
-lane baselines "SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN:2020" "$BEST:$SEEDS" "LLMEMF:$SEEDS" &
+# LLMEMF's further seeds (one per lane) before the shuffled-text control: the seeds carry the table
+lane llmemf "LLMEMF,LLMEMF-ids:2020" "LLMEMF:${SEEDS%%,*}" "LLMEMF-text-shuffled:2020" &
+lane baselines "SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN:2020" "$BEST:$SEEDS" \
+    "LLMEMF:${SEEDS#*,}" &
 wait
 
 # cheap (no training), so written afresh each time; runs not finished above are left out
