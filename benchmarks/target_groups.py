@@ -54,11 +54,11 @@ def group_of(items: np.ndarray, warm: set[str], with_vector: set[str]) -> np.nda
 
 def in_group(tables: list[dict], index: int, warm: set[str], with_vector: set[str]) -> list[dict]:
     """The cases of each seed's table whose target falls in ``GROUPS[index]``."""
-    return [
-        {column: values[group_of(table["item"], warm, with_vector) == index]
-         for column, values in table.items()}
-        for table in tables
-    ]  # fmt: skip
+    selected = []
+    for table in tables:
+        mask = group_of(table["item"], warm, with_vector) == index
+        selected.append({column: values[mask] for column, values in table.items()})
+    return selected
 
 
 def row_scores(tables: list[dict], reference: list[dict] | None) -> dict:
