@@ -39,7 +39,8 @@ lane baselines "SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN:2020" "$BEST:$S
     "LLMEMF:${SEEDS#*,}" &
 wait
 
-# cheap (no training), so written afresh each time; runs not finished above are left out
+# rows already retested are read back unless their run trained on since (no checkpoint needed);
+# runs not finished above are left out
 llmemf-bench --protocol=full --name=food_kitchen-full --retest-from=food_kitchen-sampled999 \
     --models=LLMEMF,LLMEMF-ids,LLMEMF-text-shuffled,SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN \
-    --seeds=2020,"$SEEDS" "${SHARED[@]}" >>"$OUT/retest.log" 2>&1
+    --seeds=2020,"$SEEDS" "${SHARED[@]}" --resume >>"$OUT/retest.log" 2>&1

@@ -702,8 +702,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, model, overrides in model_specs(args.models, args.ablations):
                 config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
                 run = read_back(finished, label, model, args.dataset, config, args.config_files)
+                if run is not None and goes_on(run, args, trained.get((label, seed))):
+                    run = None
                 plan = None
-                if run is not None and not continues(run, args.time_budget):
+                if run is not None:
                     print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
                 elif args.retest_from and (label, seed) not in trained:
                     print(
@@ -779,6 +781,15 @@ def read_back(
     except Exception:  # an unknown model or a broken config: run it, and report its error
         return None
     return run if effective == run.config else None
+
+
+def goes_on(run: Run, args, trained: Run | None) -> bool:
+    """Whether a finished row is to be done again rather than read back: a budget-stopped run
+    under a larger budget, or a retest whose run trained on since (a retest's row needs no
+    checkpoint while its run is unchanged)."""
+    if args.retest_from:
+        return trained is not None and run.valid_scores != trained.valid_scores
+    return continues(run, args.time_budget)
 
 
 def case_key(label: str, seed: int, domain: str, column: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -319,6 +320,31 @@ def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tm
     assert bench(tiny_dataset, tmp_path, *retest, sets=["SASRec.hidden_size=32"]) == 0
     runs = json.loads((tmp_path / "retest.json").read_text())["runs"]
     assert runs[0]["status"] == "failed" and "hidden_size" in runs[0]["error"]
+
+
+def test_resumed_retest_reads_rows_back_without_checkpoints_until_their_run_goes_on(
+    tiny_dataset, tmp_path
+):
+    options = ["--models=SASRec", "--seeds=3", "--epochs=2"]
+    five_negatives = tmp_path / "uni5.yaml"  # the tiny domains have 18 items
+    five_negatives.write_text(yaml.safe_dump({"eval_args": SAMPLED_5["eval_args"]}))
+    sampled = ["--protocol=sampled999", f"--config-files={five_negatives}"]
+    retest = [*options, *sampled, "--retest-from=tiny-full", "--resume"]
+    assert bench(tiny_dataset, tmp_path, *options, "--resume", "--time-budget=0.000001") == 0
+    assert bench(tiny_dataset, tmp_path, *retest) == 0
+    first = json.loads((tmp_path / "tiny-sampled999.json").read_text())["runs"][0]
+    assert first["status"] == "ok" and len(first["valid_scores"]) == 1
+
+    shutil.rmtree(tmp_path / "checkpoints")  # a new machine: the row needs no checkpoint
+    assert bench(tiny_dataset, tmp_path, *retest) == 0
+    assert json.loads((tmp_path / "tiny-sampled999.json").read_text())["runs"][0] == first
+
+    assert bench(tiny_dataset, tmp_path, *options, "--resume") == 0  # no budget: trains on
+    trained = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]
+    assert len(trained["valid_scores"]) == 2
+    assert bench(tiny_dataset, tmp_path, *retest) == 0
+    again = json.loads((tmp_path / "tiny-sampled999.json").read_text())["runs"][0]
+    assert again["status"] == "ok" and again["valid_scores"] == trained["valid_scores"]
 
 
 def test_per_case_file_holds_every_test_case_once_with_the_reported_means(tiny_dataset, tmp_path):
