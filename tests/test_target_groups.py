@@ -25,7 +25,7 @@ def load_script():
 
 
 @pytest.fixture
-def benchmark(tmp_path) -> tuple[Path, Path]:
+def finished_bench(tmp_path) -> tuple[Path, Path]:
     """A dataset folder (training targets w1, w2; vectors for w1, c1) and a results stem with rows
     A (2 seeds) and B (1 seed); B ranks the warm targets with a vector 5 places lower."""
     data = tmp_path / "toy"
@@ -51,16 +51,16 @@ def benchmark(tmp_path) -> tuple[Path, Path]:
     return stem, data
 
 
-def test_groups_follow_the_training_targets_and_the_feature_file(benchmark):
-    stem, data = benchmark
+def test_groups_follow_the_training_targets_and_the_feature_file(finished_bench):
+    stem, data = finished_bench
     script = load_script()
     assert script.training_targets(data) == {"w1", "w2"}
     groups = script.group_of(np.array(ITEMS), {"w1", "w2"}, {"w1", "c1"})
     assert [script.GROUPS[g] for g in groups] == list(script.GROUPS)
 
 
-def test_scores_are_per_case_means_over_seeds_and_only_the_shifted_group_differs(benchmark):
-    stem, data = benchmark
+def test_scores_are_per_case_means_over_seeds_and_only_the_shifted_group_differs(finished_bench):
+    stem, data = finished_bench
     script = load_script()
     cases = script.read_cases(stem.with_name(stem.name + ".cases.npz"))
     table = script.group_table(cases, {"w1", "w2"}, {"w1", "c1"}, reference="A")["Food"]
@@ -75,8 +75,8 @@ def test_scores_are_per_case_means_over_seeds_and_only_the_shifted_group_differs
     assert all(table[g]["B"]["fullmrr_p"] > 0.05 for g in script.GROUPS[1:])
 
 
-def test_the_command_prints_a_table_per_domain_and_refuses_missing_inputs(benchmark):
-    stem, data = benchmark
+def test_the_command_prints_a_table_per_domain_and_refuses_missing_inputs(finished_bench):
+    stem, data = finished_bench
     run = [sys.executable, str(SCRIPT), str(stem), str(data), "--reference", "A"]
     printed = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     assert f"| row | warm, with vector ({PER_ITEM}) |" in printed
