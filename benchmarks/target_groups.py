@@ -7,7 +7,7 @@ Reads the per-case ranks of ``<results>.cases.npz`` (no training, no model) and 
 case by its target item: *warm* if it is the target of at least one training case
 (``<name>.train.inter``), *cold* if never, and whether it has a vector in the feature file
 (``<name>.itememb_txt`` by default). Prints, per domain, each row's MRR / NDCG@10 in % on every
-group (seeds averaged per case, as in the results table) and marks with † a p < 0.05 in the paired
+group (seeds averaged per case, as in the results table; ``--seeds`` keeps only those) and marks with † a p < 0.05 in the paired
 t-test against the reference row on that group's cases (recbole_llmemf.significance.compare).
 A content modality can only lift the cold items that have content: the table says how many test
 cases that is and whether it does.
@@ -72,6 +72,15 @@ def row_scores(tables: list[dict], reference: list[dict] | None) -> dict:
     return scores
 
 
+def of_seeds(runs: dict[tuple[str, int], dict], seeds: set[int]) -> dict[tuple[str, int], dict]:
+    """The runs of ``seeds`` only (all runs when empty), so rows compare like for like."""
+    kept = {key: domains for key, domains in runs.items() if not seeds or key[1] in seeds}
+    if not kept:
+        found = sorted({seed for _label, seed in runs})
+        raise SystemExit(f"no run with seeds {sorted(seeds)}; seeds: {found}")
+    return kept
+
+
 def group_table(
     runs: dict[tuple[str, int], dict], warm: set[str], with_vector: set[str], reference: str
 ) -> dict[str, dict[str, dict]]:
@@ -130,6 +139,9 @@ def main() -> None:
     parser.add_argument("dataset_dir", type=Path, help="the benchmark's dataset folder")
     parser.add_argument("--reference", default="LLMEMF", help="row the others are tested against")
     parser.add_argument("--feature", default="txt", help="feature file suffix: txt or img")
+    parser.add_argument(
+        "--seeds", default="", help="comma-separated seeds to keep, e.g. 2020 (default: all)"
+    )
     args = parser.parse_args()
     cases_path = args.results.with_name(args.results.name + ".cases.npz")
     if not cases_path.is_file():
@@ -137,8 +149,9 @@ def main() -> None:
     vectors = read_item_vectors(
         str(args.dataset_dir / f"{args.dataset_dir.name}.itememb_{args.feature}")
     )
+    seeds = {int(seed) for seed in args.seeds.split(",") if seed}
     table = group_table(
-        read_cases(cases_path),
+        of_seeds(read_cases(cases_path), seeds),
         training_targets(args.dataset_dir),
         set(vectors.tokens),
         args.reference,

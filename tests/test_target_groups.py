@@ -75,12 +75,27 @@ def test_scores_are_per_case_means_over_seeds_and_only_the_shifted_group_differs
     assert all(table[g]["B"]["fullmrr_p"] > 0.05 for g in script.GROUPS[1:])
 
 
+def test_seeds_keep_only_their_runs(finished_bench):
+    stem, _data = finished_bench
+    script = load_script()
+    cases = script.read_cases(stem.with_name(stem.name + ".cases.npz"))
+    table = script.group_table(script.of_seeds(cases, {2}), {"w1", "w2"}, {"w1", "c1"}, "A")
+    expected = np.mean(1 / (cases[("A", 2)]["Food"]["higher"][:PER_ITEM] + 1))
+    assert table["Food"]["warm, with vector"]["A"]["fullmrr"] == pytest.approx(expected)
+    assert "B" not in table["Food"]["warm, with vector"]  # B has no seed 2
+    assert script.of_seeds(cases, set()) == cases
+
+
 def test_the_command_prints_a_table_per_domain_and_refuses_missing_inputs(finished_bench):
     stem, data = finished_bench
     run = [sys.executable, str(SCRIPT), str(stem), str(data), "--reference", "A"]
     printed = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     assert f"| row | warm, with vector ({PER_ITEM}) |" in printed
     assert printed.count("| B | ") == 1 and "†" in printed.split("| B | ")[1].split(" | ")[0]
+    first_seed = subprocess.run(run + ["--seeds", "1"], capture_output=True, text=True, check=True)
+    assert first_seed.stdout != printed  # A's second seed is left out
+    failed = subprocess.run(run + ["--seeds", "3"], capture_output=True, text=True)
+    assert failed.returncode != 0 and "no run with seeds [3]; seeds: [1, 2]" in failed.stderr
     failed = subprocess.run(run[:-1] + ["C"], capture_output=True, text=True)
     assert failed.returncode != 0 and "no row 'C'; rows: A, B" in failed.stderr
     (data / "toy.train.inter").unlink()
