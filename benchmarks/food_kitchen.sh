@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Food-Kitchen tables of results/ (issue 17): every model to early stopping under sampled999,
-# then the same checkpoints tested under full. Two lanes run side by side, one per core, and
+# each run's checkpoint then tested under full. Two lanes run side by side, one per core, and
 # write into one results file (llmemf-bench --resume merges them under a lock). Everything is
 # resumable: run the script again after an interruption and finished runs are read back, a killed
 # run continues from its last epoch and a budget-stopped one goes on when BUDGET grows.
@@ -23,12 +23,16 @@ TRAIN=(--resume)
 [ -n "$BUDGET" ] && TRAIN+=(--time-budget="$BUDGET")
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-lane() {  # lane NAME MODELS...: one bench per argument, in order, logged to OUT/NAME.log
+lane() {  # lane NAME MODELS:SEEDS...: train each in order, then retest it under full
     local name=$1
     shift
     for models in "$@"; do
         llmemf-bench --protocol=sampled999 --name=food_kitchen-sampled999 --models="${models%%:*}" \
             --seeds="${models#*:}" "${SHARED[@]}" "${TRAIN[@]}"
+        # a row already retested is read back unless its run trained on since (no checkpoint
+        # needed); a run that did not finish is left out
+        llmemf-bench --protocol=full --name=food_kitchen-full --retest-from=food_kitchen-sampled999 \
+            --models="${models%%:*}" --seeds="${models#*:}" "${SHARED[@]}" --resume
     done >>"$OUT/$name.log" 2>&1
 }
 
@@ -38,9 +42,3 @@ lane llmemf "LLMEMF,LLMEMF-ids:2020" "LLMEMF:${SEEDS%%,*}" "LLMEMF-text-shuffled
 lane baselines "SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN:2020" "$BEST:$SEEDS" \
     "LLMEMF:${SEEDS#*,}" &
 wait
-
-# rows already retested are read back unless their run trained on since (no checkpoint needed);
-# runs not finished above are left out
-llmemf-bench --protocol=full --name=food_kitchen-full --retest-from=food_kitchen-sampled999 \
-    --models=LLMEMF,LLMEMF-ids,LLMEMF-text-shuffled,SASRec,SASRec-indomain,ItemKNN,BPR,GRU4Rec,SRGNN \
-    --seeds=2020,"$SEEDS" "${SHARED[@]}" --resume >>"$OUT/retest.log" 2>&1
