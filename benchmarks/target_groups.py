@@ -7,8 +7,9 @@ Reads the per-case ranks of ``<results>.cases.npz`` (no training, no model) and 
 case by its target item: *warm* if it is the target of at least one training case
 (``<name>.train.inter``), *cold* if never, and whether it has a vector in the feature file
 (``<name>.itememb_txt`` by default). Prints, per domain, each row's MRR / NDCG@10 in % on every
-group (seeds averaged per case, as in the results table; ``--seeds`` keeps only those) and marks with † a p < 0.05 in the paired
-t-test against the reference row on that group's cases (recbole_llmemf.significance.compare).
+group (seeds averaged per case, as in the results table; ``--seeds`` keeps only those) and marks
+with † a p < 0.05 in the paired t-test against the reference row on that group's cases
+(recbole_llmemf.significance.compare).
 A content modality can only lift the cold items that have content: the table says how many test
 cases that is and whether it does.
 """
@@ -70,6 +71,11 @@ def row_scores(tables: list[dict], reference: list[dict] | None) -> dict:
         tested = compare(reference, tables)
         scores.update({f"{m}_p": tested[f"{m}_p"] for m in TESTED})
     return scores
+
+
+def seed_set(text: str) -> set[int]:
+    """``--seeds`` as a set: "2020,2021" -> {2020, 2021}."""
+    return {int(seed) for seed in text.split(",") if seed}
 
 
 def of_seeds(runs: dict[tuple[str, int], dict], seeds: set[int]) -> dict[tuple[str, int], dict]:
@@ -140,7 +146,10 @@ def main() -> None:
     parser.add_argument("--reference", default="LLMEMF", help="row the others are tested against")
     parser.add_argument("--feature", default="txt", help="feature file suffix: txt or img")
     parser.add_argument(
-        "--seeds", default="", help="comma-separated seeds to keep, e.g. 2020 (default: all)"
+        "--seeds",
+        type=seed_set,
+        default=set(),
+        help="comma-separated seeds to keep, e.g. 2020 (default: all)",
     )
     args = parser.parse_args()
     cases_path = args.results.with_name(args.results.name + ".cases.npz")
@@ -149,9 +158,8 @@ def main() -> None:
     vectors = read_item_vectors(
         str(args.dataset_dir / f"{args.dataset_dir.name}.itememb_{args.feature}")
     )
-    seeds = {int(seed) for seed in args.seeds.split(",") if seed}
     table = group_table(
-        of_seeds(read_cases(cases_path), seeds),
+        of_seeds(read_cases(cases_path), args.seeds),
         training_targets(args.dataset_dir),
         set(vectors.tokens),
         args.reference,

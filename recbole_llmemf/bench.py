@@ -743,13 +743,6 @@ def checkpoint_plan(args, stem: str, label: str, seed: int) -> Plan:
     )
 
 
-def continues(run: Run, time_budget: float | None) -> bool:
-    """Whether a run the budget stopped goes on in this sitting: a larger budget, or none."""
-    if not run.budget_stopped:
-        return False
-    return time_budget is None or (run.time_budget is not None and time_budget > run.time_budget)
-
-
 def finished_runs(out: Path, stem: str, dataset: str) -> dict[tuple[str, int], Run]:
     """The successful runs of ``<out>/<stem>.json`` (this dataset; the stem names the protocol),
     with their per-case tables from ``.cases.npz``, by (label, seed)."""
@@ -789,7 +782,10 @@ def goes_on(run: Run, args, trained: Run | None) -> bool:
     checkpoint while its run is unchanged)."""
     if args.retest_from:
         return trained is not None and run.valid_scores != trained.valid_scores
-    return continues(run, args.time_budget)
+    if not run.budget_stopped:
+        return False
+    budget = args.time_budget
+    return budget is None or (run.time_budget is not None and budget > run.time_budget)
 
 
 def case_key(label: str, seed: int, domain: str, column: str) -> str:

@@ -96,6 +96,8 @@ def test_the_command_prints_a_table_per_domain_and_refuses_missing_inputs(finish
     assert first_seed.stdout != printed  # A's second seed is left out
     failed = subprocess.run(run + ["--seeds", "3"], capture_output=True, text=True)
     assert failed.returncode != 0 and "no run with seeds [3]; seeds: [1, 2]" in failed.stderr
+    failed = subprocess.run(run + ["--seeds", "x"], capture_output=True, text=True)
+    assert failed.returncode != 0 and "invalid seed_set value: 'x'" in failed.stderr
     failed = subprocess.run(run[:-1] + ["C"], capture_output=True, text=True)
     assert failed.returncode != 0 and "no row 'C'; rows: A, B" in failed.stderr
     (data / "toy.train.inter").unlink()
