@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_llmemf.bench import read_cases
 from recbole_llmemf.features import read_item_vectors
+from recbole_llmemf.report import read_cases
 from recbole_llmemf.significance import TESTED, compare, mean_over_seeds
 
 GROUPS = ("warm, with vector", "warm, without", "cold, with vector", "cold, without")

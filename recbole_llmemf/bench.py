@@ -4,7 +4,8 @@ Every model goes through RecBole's own ``run_recbole`` with the same dataset, sp
 (candidates, metrics, early stopping) and extra config; only the model name (and, for the ablation,
 LLMEMF's modality switches) differs. Writes ``<out>/<dataset>-<protocol>.md`` (tables), ``.json``
 (everything, per run), ``.cases.npz`` (the rank of every test case per run, for the paired tests
-of significance.py) and ``.png`` (bar chart). A model that fails is reported with its error.
+of significance.py) and ``.png`` (bar chart), through report.py, after every run. A model that
+fails is reported with its error.
 
 Each run trains with fixed checkpoint files, ``<out>/checkpoints/<stem>/<label>-seed<seed>.pth``
 (RecBole's best one) and ``...-last.pth`` (after every validated epoch: model, optimizer, early
@@ -15,14 +16,12 @@ effective config and continues an interrupted one through RecBole's ``Trainer.re
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import functools
 import json
 import logging
 import os
 import random
-import statistics
 import sys
 import time
 import traceback
@@ -36,11 +35,17 @@ from recbole.trainer import Trainer
 
 from llmemf_cli.parsers import build_bench_parser as build_parser
 from recbole_llmemf.cli import recbole_argv
-from recbole_llmemf.dataset_tools._io import atomic_write
 from recbole_llmemf.errors import DataError, reports_data_errors
 from recbole_llmemf.evaluation import DomainAwareEvaluation
 from recbole_llmemf.features import FeatureFileError
-from recbole_llmemf.significance import compare
+from recbole_llmemf.report import (
+    aggregate,
+    best_epoch_index,
+    domains_of,
+    markdown,
+    read_cases,
+    write_files,
+)
 
 # One setting for every model (the paper's values), so that no model wins by RecBole's per-model
 # defaults (SASRec: hidden 64, dropout 0.5; LLMEMF: 256, 0.3). Global ``--set key=value`` replaces
@@ -61,8 +66,6 @@ SHARED = {
 }
 # "<Model>-indomain": RecBole's CE sequential model trained with the target domain's softmax only
 INDOMAIN = "-indomain"
-METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
-METRIC_LABELS = dict(zip(METRICS, ("MRR", "NDCG@5", "NDCG@10", "Hit@1", "Hit@5", "Hit@10")))
 # The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
 ABLATIONS = {
     "LLMEMF-ids": {"use_image": False, "use_text": False},
@@ -454,214 +457,6 @@ def model_config(shared: dict, per_model: dict, label: str, model: str, override
     return {**shared, **overrides, **per_model.get(model, {}), **per_model.get(label, {})}
 
 
-def domains_of(runs: list[Run]) -> list[str]:
-    keys = [k for run in runs for k in run.test_result if k.count("/") == 1]
-    return list(dict.fromkeys(key.split("/")[0] for key in keys))
-
-
-def aggregate(runs: list[Run]) -> dict[str, dict]:
-    """Per label: mean and std over seeds of every result key, timings, status."""
-    table = {}
-    for label in dict.fromkeys(run.label for run in runs):
-        mine = [run for run in runs if run.label == label]
-        ok = [run for run in mine if run.status == "ok"]
-        row = {
-            "model": mine[0].model,
-            "runs": len(mine),
-            "seeds": len(ok),
-            "failed": [r.error for r in mine if r.error],
-            "budget_stopped": sum(run.budget_stopped for run in ok),
-            "config": mine[0].config,
-        }
-        if ok:
-            for key in ok[0].test_result:
-                values = [run.test_result[key] for run in ok]
-                row[key] = (
-                    statistics.mean(values),
-                    statistics.stdev(values) if len(values) > 1 else 0.0,
-                )
-            epochs = [s for run in ok for s in run.epoch_seconds]
-            row["epoch_seconds"] = statistics.mean(epochs) if epochs else float("nan")
-            row["epochs"] = statistics.mean(len(run.epoch_seconds) for run in ok)
-            row["test_eval_seconds"] = statistics.mean(run.eval_seconds[-1] for run in ok)
-            row["train_seconds"] = statistics.mean(run.train_seconds for run in ok)
-            row.update(convergence([run for run in ok if run.valid_scores]))
-        table[label] = row
-    return table
-
-
-def best_epoch_index(valid_scores: list[float]) -> int:
-    """The epoch (from 0) whose checkpoint RecBole keeps: the last of equal best scores, as its
-    ``early_stopping`` takes a tie for an improvement."""
-    return len(valid_scores) - 1 - valid_scores[::-1].index(max(valid_scores))
-
-
-def convergence(runs: list[Run]) -> dict:
-    """Means over ``runs`` of the best validation epoch (from 1, see ``best_epoch_index``), its
-    score and the training seconds up to it."""
-    if not runs:
-        return {}
-    best = [best_epoch_index(run.valid_scores) for run in runs]
-    return {
-        "best_epoch": statistics.mean(b + 1 for b in best),
-        "best_valid": statistics.mean(max(run.valid_scores) for run in runs),
-        "seconds_to_best": statistics.mean(
-            sum(run.epoch_seconds[: b + 1]) for run, b in zip(runs, best)
-        ),
-    }
-
-
-SIGNIFICANCE_NOTE = (
-    "† : differs from the LLMEMF row (or, without one, the LLMEMF variant with the best "
-    "validation score) with p < 0.05, paired t-test over the same test cases on the per-case "
-    "reciprocal rank (MRR) or NDCG@10, each case's value averaged over the seeds first."
-)
-
-
-def reference_label(table: dict, key: str) -> str | None:
-    """The row every other is tested against: the full model ``LLMEMF``, or else the LLMEMF
-    variant with the best validation score. Never chosen by test score, which would pick the
-    luckiest variant and inflate its p-values."""
-    llmemf = [label for label, row in table.items() if row["model"] == "LLMEMF" and key in row]
-    if "LLMEMF" in llmemf:
-        return "LLMEMF"
-    return max(llmemf, key=lambda label: table[label].get("best_valid", 0.0), default=None)
-
-
-def add_significance(table: dict, runs: list[Run], domains: list[str]) -> None:
-    """Per domain, each row against the reference row: ``row["significance"][domain]``."""
-    for domain in domains:
-        reference_row = reference_label(table, f"{domain}/fullmrr")
-        reference = [
-            r.cases[domain] for r in runs if r.label == reference_row and domain in r.cases
-        ]
-        for label, row in table.items():
-            mine = [r.cases[domain] for r in runs if r.label == label and domain in r.cases]
-            if label == reference_row or not mine or not reference:
-                continue
-            row.setdefault("significance", {})[domain] = {
-                "against": reference_row,
-                **compare(reference, mine),
-            }
-
-
-def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> str:
-    lines = [header, ""]
-    for domain in domains:
-        keys = [f"{domain}/{m}" for m in METRICS]
-        best = {
-            k: max((row[k][0] for row in table.values() if k in row), default=None) for k in keys
-        }
-        lines += [
-            f"### {domain}",
-            "",
-            "| model | n | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
-            "|---|---:|" + "---:|" * len(METRICS),
-        ]
-        for label, row in table.items():
-            tests = row.get("significance", {}).get(domain, {})
-            cells = [
-                _cell(row, k, best[k]) + ("†" if tests.get(f"{m}_p", 1.0) < 0.05 else "")
-                for m, k in zip(METRICS, keys)
-            ]
-            lines.append(f"| {label} | {row['seeds']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [
-        "### Cost",
-        "",
-        "| model | s / train epoch | epochs | s training, all | s / test evaluation | status |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for label, row in table.items():
-        status = "ok" if not row["failed"] else "failed: " + "; ".join(row["failed"])[:200]
-        if row["budget_stopped"]:
-            status += f" ({row['budget_stopped']} of {row['seeds']} stopped by --time-budget)"
-        if "epoch_seconds" in row:
-            lines.append(
-                f"| {label} | {row['epoch_seconds']:.2f} | {count(row['epochs'])} | "
-                f"{row['train_seconds']:.2f} | {row['test_eval_seconds']:.2f} | {status} |"
-            )
-        else:
-            lines.append(f"| {label} | - | - | - | - | {status} |")
-    return "\n".join(lines + convergence_lines(table, runs)) + "\n"
-
-
-def count(value: float) -> str:
-    """An epoch count: ``23`` for one seed, ``22.5`` for a mean over seeds."""
-    return f"{value:.1f}".removesuffix(".0")
-
-
-def convergence_lines(table: dict, runs: list[Run]) -> list[str]:
-    rows = {label: row for label, row in table.items() if "best_epoch" in row}
-    if not rows:
-        return []
-    lines = [
-        "",
-        "### Convergence",
-        "",
-        "Validation (the protocol's `valid_metric`, target domain) after every epoch; training "
-        "seconds are the epochs' own, up to and including the best one.",
-        "",
-        "| model | epochs trained | best epoch | validation score there | s training to best epoch |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, row in rows.items():
-        lines.append(
-            f"| {label} | {count(row['epochs'])} | {count(row['best_epoch'])} | "
-            f"{row['best_valid']:.4f} | {row['seconds_to_best']:.0f} |"
-        )
-    lines += ["", "Validation score after each epoch (the best in bold):", ""]
-    for run in runs:
-        if run.label in rows and run.status == "ok" and run.valid_scores:
-            best = best_epoch_index(run.valid_scores)
-            scores = [
-                f"**{v:.4f}**" if i == best else f"{v:.4f}" for i, v in enumerate(run.valid_scores)
-            ]
-            lines.append(f"- {run.label}, seed {run.seed}: {' '.join(scores)}")
-    return lines
-
-
-def _cell(row: dict, key: str, best: float | None) -> str:
-    if key not in row:
-        return "failed"
-    mean, std = row[key]
-    text = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
-    return f"**{text}**" if best is not None and mean == best else text
-
-
-def bar_chart(table: dict, runs: list[Run], domains: list[str], path: Path, title: str) -> None:
-    """Per domain, MRR and NDCG@10 bars; then each run's validation curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [label for label, row in table.items() if "fullmrr" in row]
-    fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * len(domains) + 5, 4), squeeze=False)
-    curves = axes[0][-1]
-    for run in runs:
-        if run.valid_scores:
-            curves.plot(range(1, len(run.valid_scores) + 1), run.valid_scores, label=run.label)
-    curves.set_title("validation")
-    curves.set_xlabel("epoch")
-    curves.legend(fontsize="small")
-    for ax, domain in zip(axes[0], domains):
-        for offset, metric in enumerate(("fullmrr", "ndcg@10")):
-            values = [100 * table[label][f"{domain}/{metric}"][0] for label in labels]
-            errors = [100 * table[label][f"{domain}/{metric}"][1] for label in labels]
-            positions = [i + 0.4 * offset for i in range(len(labels))]
-            ax.bar(positions, values, width=0.4, yerr=errors, label=METRIC_LABELS[metric])
-        ax.set_xticks([i + 0.2 for i in range(len(labels))], labels, rotation=30, ha="right")
-        ax.set_title(domain)
-        ax.set_ylabel("%")
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_write(path, "wb") as file:
-        fig.savefig(file, format="png", dpi=120)
-    plt.close(fig)
-
-
 def parse_set(pairs: Sequence[str]) -> tuple[dict, dict]:
     """``KEY=VALUE`` for every model and ``MODEL.KEY=VALUE`` for one model or label."""
     import yaml
@@ -788,33 +583,6 @@ def goes_on(run: Run, args, trained: Run | None) -> bool:
     return budget is None or (run.time_budget is not None and budget > run.time_budget)
 
 
-def case_key(label: str, seed: int, domain: str, column: str) -> str:
-    return f"{label}|{seed}|{domain}|{column}"
-
-
-def write_cases(path: Path, runs: list[Run]) -> None:
-    arrays = {
-        case_key(run.label, run.seed, domain, column): values
-        for run in runs
-        for domain, table in run.cases.items()
-        for column, values in table.items()
-    }
-    with atomic_write(path, "wb") as file:
-        np.savez_compressed(file, **arrays)
-
-
-def read_cases(path: Path) -> dict[tuple[str, int], dict]:
-    if not path.is_file():
-        return {}
-    cases: dict = {}
-    with np.load(path, allow_pickle=False) as arrays:
-        for key in arrays.files:
-            label, seed, domain, column = key.rsplit("|", 3)
-            run = cases.setdefault((label, int(seed)), {})
-            run.setdefault(domain, {})[column] = arrays[key]
-    return cases
-
-
 def config_line(args) -> str:
     """One line: the hyper-parameters every model shares and the per-model exceptions."""
     everyone, per_model = parse_set(args.set)
@@ -833,7 +601,7 @@ def write_results(args, runs: list[Run]) -> None:
     with locked(out / f".{stem}.lock"):
         if args.resume:
             runs = merged(finished_runs(out, stem, args.dataset), runs)
-        write_files(args, out, stem, runs)
+        write_files(out, stem, runs, args.dataset, args.protocol, config_line(args))
 
 
 @contextlib.contextmanager
@@ -851,52 +619,3 @@ def merged(saved: dict[tuple[str, int], Run], runs: list[Run]) -> list[Run]:
     this process's new ones."""
     mine = {(run.label, run.seed): run for run in runs}
     return [mine.pop(key, run) for key, run in saved.items()] + list(mine.values())
-
-
-def retest_note(runs: list[Run]) -> str:
-    trained = sorted({run.trained_under for run in runs if run.trained_under})
-    if not trained:
-        return ""
-    return (
-        f" The models were trained, and early-stopped on validation, under `{'`, `'.join(trained)}`"
-        " (`--retest-from`): only the test is this protocol's; epochs and training time are "
-        "that training's."
-    )
-
-
-def write_files(args, out: Path, stem: str, runs: list[Run]) -> None:
-    table, domains = aggregate(runs), domains_of(runs)
-    add_significance(table, runs, domains)
-    protocol_text = {
-        "full": "full ranking within the target domain",
-        "sampled999": "999 sampled negatives from the target domain (C2DSR)",
-    }
-    seeds = ",".join(str(seed) for seed in sorted({run.seed for run in runs}))
-    commands = "; ".join(f"`llmemf-bench {c}`" for c in dict.fromkeys(r.command for r in runs) if c)
-    header = (
-        f"## {args.dataset}: test metrics (%), protocol `{args.protocol}` "
-        f"({protocol_text.get(args.protocol, args.protocol)})\n\n"
-        f"Seeds {seeds}; mean ± std where several (column n: the seeds a row has). "
-        f"Best per column in bold. {SIGNIFICANCE_NOTE} "
-        f"{datetime.date.today()}. Commands: {commands}."
-        f"{retest_note(runs)}\n\n"
-        f"{config_line(args)}"
-    )
-    with atomic_write(out / f"{stem}.md") as file:
-        file.write(markdown(table, runs, domains, header))
-    with atomic_write(out / f"{stem}.json") as file:
-        json.dump(
-            {
-                "dataset": args.dataset,
-                "protocol": args.protocol,
-                "seeds": seeds,
-                "date": str(datetime.date.today()),
-                "summary": table,
-                "runs": [run.record() for run in runs],
-            },
-            file,
-            indent=1,
-        )
-    write_cases(out / f"{stem}.cases.npz", runs)
-    if domains:
-        bar_chart(table, runs, domains, out / f"{stem}.png", f"{args.dataset} ({args.protocol})")

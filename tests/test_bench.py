@@ -15,8 +15,9 @@ from recbole.trainer import Trainer
 from recbole.utils import early_stopping
 
 import recbole_llmemf.bench as bench_module
-from recbole_llmemf.bench import ABLATIONS, SHARED, best_epoch_index, case_key, main
+from recbole_llmemf.bench import ABLATIONS, SHARED, main
 from recbole_llmemf.compat import load_checkpoint
+from recbole_llmemf.report import best_epoch_index, case_key
 from recbole_llmemf.significance import per_case_values
 
 SMALL = [

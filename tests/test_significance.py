@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 
-from recbole_llmemf.bench import Run, add_significance, aggregate, markdown
+from recbole_llmemf.bench import Run
+from recbole_llmemf.report import add_significance, aggregate, markdown
 from recbole_llmemf.significance import (
     compare,
     paired_p_value,
