@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from recbole_llmemf.bench import Run
 
 METRICS = ("fullmrr", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
-
-
 METRIC_LABELS = dict(zip(METRICS, ("MRR", "NDCG@5", "NDCG@10", "Hit@1", "Hit@5", "Hit@10")))
 
 
