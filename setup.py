@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(
@@ -17,10 +17,10 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=[
-        "recbole_llmemf",
+        *find_packages(include=["recbole_llmemf", "recbole_llmemf.*"]),
         "recbole_llmemf.properties",
         "recbole_llmemf.dataset_tools",
-        "llmemf_cli",  # console commands: parse arguments before importing torch and RecBole
+        *find_packages(include=["llmemf_cli", "llmemf_cli.*"]),  # parse before importing torch
     ],
     # properties/ and dataset_tools/ sit at the top level of the repository (RecBole-GNN's layout)
     # but ship inside the package, so they work from any working directory.
@@ -58,11 +58,11 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "run_recbole=llmemf_cli.commands:run_recbole",
-            "llmemf-demo=llmemf_cli.commands:demo",
-            "llmemf-bench=llmemf_cli.commands:bench",
-            "llmemf-data=llmemf_cli.commands:data",
-            "llmemf-recommend=llmemf_cli.commands:recommend",
+            "run_recbole=llmemf_cli.run_recbole:main",
+            "llmemf-demo=llmemf_cli.demo:main",
+            "llmemf-bench=llmemf_cli.bench:main",
+            "llmemf-data=llmemf_cli.data:main",
+            "llmemf-recommend=llmemf_cli.recommend:main",
         ]
     },
 )

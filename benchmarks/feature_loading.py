@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_llmemf.features import read_item_vectors
+from recbole_llmemf.data.fileformat.item_vectors import read_item_vectors
 
 
 def main() -> None:

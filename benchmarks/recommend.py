@@ -60,7 +60,7 @@ def main() -> None:
         command = [
             sys.executable,
             "-m",
-            "recbole_llmemf.recommend",
+            "llmemf_cli.recommend",
             checkpoint,
             "--out",
             str(Path(folder) / "recommendations.tsv"),

@@ -9,7 +9,7 @@ case by its target item: *warm* if it is the target of at least one training cas
 (``<name>.itememb_txt`` by default). Prints, per domain, each row's MRR / NDCG@10 in % on every
 group (seeds averaged per case, as in the results table; ``--seeds`` keeps only those) and marks
 with † a p < 0.05 in the paired t-test against the reference row on that group's cases
-(recbole_llmemf.significance.compare).
+(recbole_llmemf.bench.significance.compare).
 A content modality can only lift the cold items that have content: the table says how many test
 cases that is and whether it does.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_llmemf.features import read_item_vectors
-from recbole_llmemf.report import read_cases
-from recbole_llmemf.significance import TESTED, compare, mean_over_seeds
+from recbole_llmemf.bench.report import read_cases
+from recbole_llmemf.bench.significance import TESTED, compare, mean_over_seeds
+from recbole_llmemf.data.fileformat.item_vectors import read_item_vectors
 
 GROUPS = ("warm, with vector", "warm, without", "cold, with vector", "cold, without")
 

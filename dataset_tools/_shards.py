@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
-Shard = tuple[int, int]  # (K, N), from --shard (llmemf_cli.parsers.parse_shard)
+Shard = tuple[int, int]  # (K, N), from --shard (llmemf_cli.options.parse_shard)
 
 
 def take(values: Sequence[T], shard: Shard) -> list[T]:

@@ -17,8 +17,8 @@ loudly.
 
 from __future__ import annotations
 
+import argparse
 import logging
-import math
 import re
 import statistics
 from collections import defaultdict
@@ -26,172 +26,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmemf_cli.parsers import build_c2dsr_parser as build_parser
-from recbole_llmemf.dataset_tools.amazon import (
+from recbole_llmemf.data.fileformat.records import EVAL_SPLITS, SPLITS, Case, CrossDomainData, Item
+from recbole_llmemf.dataset_tools.c2dsr_files import (
+    SPLIT_FILE_NAMES,
+    Sample,
+    find_files,
+    item_index,
+    read_item_list,
+    read_samples,
+    read_titles,
+    read_userlist,
+)
+from recbole_llmemf.dataset_tools.importing import (
     InputErrors,
-    clean_text,
     eval_case,
     finish,
-    input_lines,
     run_build,
     train_cases,
 )
-from recbole_llmemf.dataset_tools.checks import EVAL_SPLITS, SPLITS, Case, CrossDomainData, Item
 
 logger = logging.getLogger(__name__)
-
-LIST_FILE_NAMES = (("Alist.txt", "items_a.txt"), ("Blist.txt", "items_b.txt"))
-SPLIT_FILE_NAMES = {
-    "train": ("traindata_new.txt", "train_new.txt"),
-    "valid": ("validdata_new.txt", "val_new.txt"),
-    "test": ("testdata_new.txt", "test_new.txt"),
-}
-USERLIST_FILE_NAME = "userlist.txt"
-TITLE_FILE_PATTERN = "titles*.tsv"
-
-
-@dataclass(frozen=True)
-class C2DSRFiles:
-    lists: tuple[Path, Path]
-    splits: dict[str, Path]  # "train" only when present
-    userlist: Path | None
-    titles: tuple[Path, ...]
-
-
-def find_files(input_dir: str | Path, titles: Sequence[str] | None = None) -> C2DSRFiles:
-    """The files of a C2DSR split folder; ``titles=None`` picks ``titles*.tsv`` there."""
-    folder = Path(input_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-
-    def first(names: Sequence[str], required: bool) -> Path | None:
-        found = next((folder / n for n in names if (folder / n).is_file()), None)
-        if found is None and required:
-            raise FileNotFoundError(f"{folder}: none of {', '.join(names)} found")
-        return found
-
-    lists = tuple(first(names, True) for names in LIST_FILE_NAMES)
-    splits = {split: first(names, split != "train") for split, names in SPLIT_FILE_NAMES.items()}
-    title_files = (
-        sorted(folder.glob(TITLE_FILE_PATTERN)) if titles is None else [Path(t) for t in titles]
-    )
-    return C2DSRFiles(
-        lists=lists,
-        splits={split: path for split, path in splits.items() if path is not None},
-        userlist=first([USERLIST_FILE_NAME], False),
-        titles=tuple(title_files),
-    )
-
-
-def read_item_list(path: Path, errors: InputErrors) -> dict[int, str]:
-    """``local_index -> ASIN`` of an ``Alist.txt`` / ``Blist.txt`` file."""
-    items: dict[int, str] = {}
-    for lineno, line in input_lines(path, path.name):
-        fields = line.rstrip("\r\n").split("\t")
-        if len(fields) != 3:
-            errors.report(
-                path, lineno, f"expected raw_id<TAB>ASIN<TAB>index, got {len(fields)} fields"
-            )
-        elif not fields[2].strip().isdigit():
-            errors.report(path, lineno, f"non-integer item index {fields[2]!r}")
-        elif int(fields[2]) in items:
-            errors.report(path, lineno, f"item index {int(fields[2])} is listed twice")
-        elif not fields[1].strip():
-            errors.report(path, lineno, "missing field 'ASIN'")
-        else:
-            items[int(fields[2])] = fields[1].strip()
-    return items
-
-
-def item_index(lists: Sequence[dict[int, str]]) -> tuple[dict[int, tuple[str, int]], int]:
-    """Global index of the split files -> (ASIN, domain 0/1), and |A|, the offset of B's indexes."""
-    size_a = max(lists[0], default=-1) + 1
-    table = {index: (asin, 0) for index, asin in lists[0].items()}
-    table.update({size_a + index: (asin, 1) for index, asin in lists[1].items()})
-    return table, size_a
-
-
-def read_userlist(path: Path, errors: InputErrors) -> dict[int, str]:
-    users: dict[int, str] = {}
-    for lineno, line in input_lines(path, path.name):
-        fields = line.rstrip("\r\n").split("\t")
-        if len(fields) != 2 or not fields[1].strip().isdigit():
-            errors.report(path, lineno, "expected reviewerID<TAB>user_index")
-        else:
-            users[int(fields[1])] = fields[0].strip()
-    return users
-
-
-def read_titles(paths: Sequence[Path], errors: InputErrors) -> dict[str, str]:
-    """``ASIN -> title`` from ``asin<TAB>title`` files (an ``asin<TAB>title`` header is skipped)."""
-    titles: dict[str, str] = {}
-    for path in paths:
-        for lineno, line in input_lines(path, path.name):
-            asin, tab, title = line.rstrip("\r\n").partition("\t")
-            if lineno == 1 and (asin.lower(), title.lower()) == ("asin", "title"):
-                continue
-            if not tab or not asin.strip():
-                errors.report(path, lineno, "expected asin<TAB>title")
-                continue
-            titles.setdefault(asin.strip(), clean_text(title))
-    return titles
-
-
-@dataclass(frozen=True)
-class Sample:
-    user: str
-    sample_id: int
-    sequence: tuple[tuple[str, float], ...]  # (ASIN, ts), stable-sorted by ts: the target is last
-
-
-def parse_sample(line: str, items: dict[int, tuple[str, int]], users: dict[int, str]) -> Sample:
-    """One line of a C2DSR split file; raises ValueError naming what is wrong."""
-    fields = line.rstrip("\r\n").split("\t")
-    if len(fields) < 4:
-        raise ValueError(
-            f"expected user<TAB>sample_id<TAB>item|ts|date|<TAB>... with at least "
-            f"2 entries, got {len(fields)} fields"
-        )
-    if not fields[0].strip().isdigit():
-        raise ValueError(f"non-integer user index {fields[0]!r}")
-    if not fields[1].strip().isdigit():
-        raise ValueError(f"non-integer sample id {fields[1]!r}")
-    entries = []
-    for position, entry in enumerate(fields[2:], start=1):
-        parts = entry.split("|")
-        if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
-            raise ValueError(f"entry {position} {entry!r}: missing field (expected item|ts|date|)")
-        if not parts[0].strip().isdigit():
-            raise ValueError(f"entry {position}: non-integer item index {parts[0]!r}")
-        index = int(parts[0])
-        if index not in items:
-            raise ValueError(
-                f"entry {position}: unknown item index {index} (not in the item lists)"
-            )
-        try:
-            timestamp = float(parts[1])
-        except ValueError:
-            timestamp = math.nan
-        if not math.isfinite(timestamp):
-            raise ValueError(f"entry {position}: non-numeric timestamp {parts[1]!r}")
-        entries.append((items[index][0], timestamp))
-    entries.sort(key=lambda entry: entry[1])  # stable: on equal ts the later entry wins the target
-    user = int(fields[0])
-    return Sample(users.get(user, f"user{user}"), int(fields[1]), tuple(entries))
-
-
-def read_samples(
-    path: Path, items: dict[int, tuple[str, int]], users: dict[int, str], errors: InputErrors
-) -> list[Sample]:
-    samples = []
-    for lineno, line in input_lines(path, path.name):
-        if not line.strip():
-            continue
-        try:
-            samples.append(parse_sample(line, items, users))
-        except ValueError as error:
-            errors.report(path, lineno, str(error))
-    return samples
 
 
 def merged_interactions(samples: Sequence[Sample]) -> list[tuple[str, str, float]]:
@@ -252,6 +106,7 @@ class C2DSRSpec:
 
 
 def build(spec: C2DSRSpec, errors: InputErrors) -> tuple[CrossDomainData, dict]:
+    """Read the split folder; returns the dataset and what stats.json records about the build."""
     files = find_files(spec.input_dir, spec.titles)
     lists = [read_item_list(path, errors) for path in files.lists]
     items, size_a = item_index(lists)
@@ -263,14 +118,7 @@ def build(spec: C2DSRSpec, errors: InputErrors) -> tuple[CrossDomainData, dict]:
         if not samples[split]:
             raise ValueError(f"{files.splits[split]}: no sample")
     has_train = "train" in samples
-    with_history = (
-        (not has_train) if spec.eval_history_in_train is None else spec.eval_history_in_train
-    )
-    if not has_train and not with_history:
-        raise ValueError(
-            f"{spec.input_dir}: no train file, so the valid/test histories are the only "
-            "training data; drop --no-eval-history-in-train"
-        )
+    with_history = _eval_history_in_train(spec, has_train)
     cases, n_sequences = build_cases(samples, spec.max_len, with_history)
     titles = read_titles(files.titles, errors)
     item_rows = [
@@ -278,38 +126,10 @@ def build(spec: C2DSRSpec, errors: InputErrors) -> tuple[CrossDomainData, dict]:
         for _, (asin, domain) in sorted(items.items())
     ]
     all_samples = [sample for split in SPLITS for sample in samples.get(split, [])]
-    eval_samples = [s for split in EVAL_SPLITS for s in samples[split]]
     max_sample_id = max(sample.sample_id for sample in all_samples)
-    notes = []
-    if not has_train:
-        unpublished = max_sample_id + 1 - len(eval_samples)
-        hint = (
-            f" (its sample ids leave {unpublished:,} training samples unpublished)"
-            if unpublished > 0
-            else ""
-        )
-        notes.append(
-            f"no train file ({' / '.join(SPLIT_FILE_NAMES['train'])}) in {spec.input_dir}: the "
-            f"training cases were REBUILT from the {len(eval_samples):,} valid/test users' "
-            f"histories (every prefix, their targets removed). This is not C2DSR's training "
-            f"set{hint}; results trained on it are not comparable with numbers trained on C2DSR's "
-            "train file."
-        )
-    unknown_users = sorted({s.user for s in all_samples} - set(users.values())) if users else []
-    if unknown_users:
-        logger.warning(
-            "%d user indexes are not in %s; their tokens are user<index>, e.g. %s",
-            len(unknown_users),
-            files.userlist,
-            unknown_users[:3],
-        )
-    titled = sum(1 for item in item_rows if item.title)
-    logger.info(
-        "titles for %d of %d items (%d titled ASINs are in neither list)",
-        titled,
-        len(item_rows),
-        len(set(titles) - {item.token for item in item_rows}),
-    )
+    notes = [] if has_train else [_rebuilt_training_note(spec, samples, max_sample_id)]
+    _warn_unknown_users(all_samples, users, files.userlist)
+    titled = _log_titles(item_rows, titles)
     data = CrossDomainData(
         spec.name,
         spec.domains,
@@ -340,8 +160,71 @@ def build(spec: C2DSRSpec, errors: InputErrors) -> tuple[CrossDomainData, dict]:
     return data, build_info
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _eval_history_in_train(spec: C2DSRSpec, has_train: bool) -> bool:
+    """Whether the valid/test histories are training cases too (by default: without a train file).
+
+    Raises:
+        ValueError: no train file and no histories, so no training case at all.
+    """
+    with_history = (
+        (not has_train) if spec.eval_history_in_train is None else spec.eval_history_in_train
+    )
+    if not has_train and not with_history:
+        raise ValueError(
+            f"{spec.input_dir}: no train file, so the valid/test histories are the only "
+            "training data; drop --no-eval-history-in-train"
+        )
+    return with_history
+
+
+def _rebuilt_training_note(
+    spec: C2DSRSpec, samples: dict[str, list[Sample]], max_sample_id: int
+) -> str:
+    """The loud note of a build without C2DSR's train file (in stats.md and on stderr)."""
+    eval_samples = [s for split in EVAL_SPLITS for s in samples[split]]
+    unpublished = max_sample_id + 1 - len(eval_samples)
+    hint = (
+        f" (its sample ids leave {unpublished:,} training samples unpublished)"
+        if unpublished > 0
+        else ""
+    )
+    return (
+        f"no train file ({' / '.join(SPLIT_FILE_NAMES['train'])}) in {spec.input_dir}: the "
+        f"training cases were REBUILT from the {len(eval_samples):,} valid/test users' "
+        f"histories (every prefix, their targets removed). This is not C2DSR's training "
+        f"set{hint}; results trained on it are not comparable with numbers trained on C2DSR's "
+        "train file."
+    )
+
+
+def _warn_unknown_users(
+    samples: Sequence[Sample], users: dict[int, str], userlist: Path | None
+) -> None:
+    """Users of the split files that the user list lacks keep ``user<index>`` tokens: say so."""
+    unknown_users = sorted({s.user for s in samples} - set(users.values())) if users else []
+    if unknown_users:
+        logger.warning(
+            "%d user indexes are not in %s; their tokens are user<index>, e.g. %s",
+            len(unknown_users),
+            userlist,
+            unknown_users[:3],
+        )
+
+
+def _log_titles(item_rows: Sequence[Item], titles: dict[str, str]) -> int:
+    """Log how many items got a title; returns that number."""
+    titled = sum(1 for item in item_rows if item.title)
+    logger.info(
+        "titles for %d of %d items (%d titled ASINs are in neither list)",
+        titled,
+        len(item_rows),
+        len(set(titles) - {item.token for item in item_rows}),
+    )
+    return titled
+
+
+def run(args: argparse.Namespace) -> int:
+    """``llmemf-data c2dsr`` (its arguments: llmemf_cli/data/c2dsr.py)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     input_dir = Path(args.input_dir)
     spec = C2DSRSpec(

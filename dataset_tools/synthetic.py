@@ -9,19 +9,19 @@ two groups and walks along a group's items in order, switching domain now and th
   have none; a noisier "title only" text without the place code stands for text without LLM
   enrichment (the paper's ablation).
 Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.itememb_img``,
-``.itememb_txt``, ``.itememb_txtraw``, and the dataset's yaml beside them (loaded for every model by the registry).
+``.itememb_txt``, ``.itememb_txtraw``, and the dataset's yaml beside them (loaded for every model,
+recbole_llmemf.config.configurator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from llmemf_cli.parsers import build_synthetic_parser as build_parser
-from recbole_llmemf.dataset_tools._io import atomic_write, write_atomic_file
+from recbole_llmemf.data.fileformat.atomic import atomic_write, write_atomic_file
 
 DOMAINS = ("Movie", "Book")
 DATASET_YAML = """\
@@ -160,8 +160,7 @@ def _next_position(last: int | None, spec: SyntheticSpec, rng: np.random.Generat
     return (last + int(rng.integers(1, 3))) % spec.items_per_group
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     spec = SyntheticSpec(name=args.name, n_users=args.users, seed=args.seed)
     print(f"wrote {generate(spec, args.out)}")
     return 0

@@ -1,7 +1,4 @@
-"""Console commands of recbole-llmemf: ``run_recbole``, ``llmemf-demo``, ``llmemf-bench``, ``llmemf-data``.
-
-A package of its own, beside ``recbole_llmemf``: importing ``recbole_llmemf`` (or any of its
-modules) registers LLMEMF with RecBole, which imports torch and RecBole and takes tens of seconds on
-a busy machine. Here the arguments are parsed with the standard library alone (:mod:`.parsers`), so
-``--help`` and a wrong argument answer at once; :mod:`.commands` imports the work after parsing.
-"""
+"""The console commands: one module per command (``llmemf_cli/data/`` for ``llmemf-data``'s
+subcommands), each with its parser and ``main(argv)``. Parsing needs the standard library only, so
+``--help`` and argument errors exit before torch or RecBole is imported; ``main`` then imports the
+command's module and runs it (llmemf_cli/common.py)."""

@@ -1,17 +1,20 @@
 """recbole-llmemf: LLM-EMF (LLM-enhanced multimodal cross-domain sequential recommendation) for RecBole.
 
-Importing the package applies the compatibility fixes and registers ``LLMEMF`` with RecBole, so that
-``get_model('LLMEMF')``, ``Config(model='LLMEMF', ...)`` and ``run_recbole(model='LLMEMF', ...)`` work.
+Importing the package installs the hook table (hooks.py), which registers ``LLMEMF`` with RecBole,
+so that ``get_model('LLMEMF')``, ``Config(model='LLMEMF', ...)`` and ``run_recbole(model='LLMEMF',
+...)`` work; every other row changes nothing unless a config sets the key it names.
 """
 
-from recbole_llmemf import compat
+from recbole_llmemf import hooks
 
-compat.apply()
+hooks.install()  # first: its first rows repair numpy and ray before RecBole is imported
 
-from recbole_llmemf.model import LLMEMF  # noqa: E402
-from recbole_llmemf.registry import register  # noqa: E402
+from recbole_llmemf.model.llmemf import LLMEMF  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["LLMEMF", "register", "__version__"]
 
-register()
+
+def register() -> None:
+    """Install the hook table (done on import); safe to call again."""
+    hooks.install()

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbole_llmemf.dataset_tools import amazon
-from recbole_llmemf.dataset_tools.checks import read_folder
+from llmemf_cli.data import amazon as amazon_cli
+from recbole_llmemf.data.fileformat.reader import read_folder
+from recbole_llmemf.dataset_tools import amazon, amazon_raw, importing
 
 M = {k: f"MOVIE0000{k}" for k in range(1, 5)}
 B = {k: f"BOOK00000{k}" for k in range(1, 5)}
@@ -200,7 +201,7 @@ def write_raw(
 
 
 def run(raw: Path, *extra: str) -> int:
-    return amazon.main([*OPTIONS, "--raw-dir", str(raw), "--out", "out", *extra])
+    return amazon_cli.main([*OPTIONS, "--raw-dir", str(raw), "--out", "out", *extra])
 
 
 def test_both_releases_filter_and_split_exactly(tmp_path, capsys):
@@ -285,11 +286,11 @@ def test_missing_review_file_names_what_was_tried(tmp_path, capsys):
 
 
 def test_parse_record_reads_json_and_python_literals():
-    assert amazon.parse_record('{"asin": "X"}') == {"asin": "X"}
-    assert amazon.parse_record("{'asin': 'X', 'price': 1.5}\n") == {"asin": "X", "price": 1.5}
+    assert amazon_raw.parse_record('{"asin": "X"}') == {"asin": "X"}
+    assert amazon_raw.parse_record("{'asin': 'X', 'price': 1.5}\n") == {"asin": "X", "price": 1.5}
     for bad in ("{'asin': ", "[1, 2]", "__import__('os')"):
         with pytest.raises(ValueError):
-            amazon.parse_record(bad)
+            amazon_raw.parse_record(bad)
 
 
 def test_k_core_iterates_until_stable():
@@ -312,14 +313,14 @@ def test_earliest_interaction_per_pair_is_kept():
 
 def test_cases_keep_the_last_items_only():
     sequence = [(f"I{k}", float(k)) for k in range(5)]
-    train = amazon.train_cases("u", sequence, max_len=2)
+    train = importing.train_cases("u", sequence, max_len=2)
     assert [(c.history, c.target) for c in train] == [
         (("I0",), "I1"),
         (("I0", "I1"), "I2"),
         (("I1", "I2"), "I3"),
         (("I2", "I3"), "I4"),
     ]
-    last = amazon.eval_case("u", sequence, max_len=3)
+    last = importing.eval_case("u", sequence, max_len=3)
     assert (last.history, last.target, last.timestamp) == (("I1", "I2", "I3"), "I4", 4.0)
 
 

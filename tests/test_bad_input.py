@@ -1,6 +1,6 @@
 """Bad input gives a clear error or a warning, never a silent wrong result (issue 13, section 4).
 
-RecBole loading a dataset that names a ``domain_field`` (the hook in recbole_llmemf/features.py),
+RecBole loading a dataset that names a ``domain_field`` (the hook in recbole_llmemf/data/dataset.py),
 ``llmemf-data check`` on both layouts and on feature files, and the console commands printing
 ``file:line: what is wrong`` without a traceback.
 """
@@ -15,12 +15,15 @@ import pytest
 from recbole.config import Config
 from recbole.data import create_dataset
 
-from recbole_llmemf import bench, cli
-from recbole_llmemf.dataset_tools import amazon, checks
-from recbole_llmemf.dataset_tools import cli as data_cli
-from recbole_llmemf.dataset_tools.checks import Case, CrossDomainData, Item
+from llmemf_cli import bench as bench_cli
+from llmemf_cli import data as data_cli
+from llmemf_cli import demo as demo_cli
+from llmemf_cli import run_recbole as run_recbole_cli
+from llmemf_cli.data import check as check_cli
+from recbole_llmemf.data.fileformat.records import Case, CrossDomainData, Item
+from recbole_llmemf.dataset_tools import dataset_files
 from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
-from recbole_llmemf.errors import DataError, reports_data_errors
+from recbole_llmemf.utils.errors import DataError, reports_data_errors
 
 
 def build(tiny_dataset, model: str = "SASRec", **config):
@@ -40,7 +43,7 @@ def rewrite(path: Path, lines: list[str]) -> None:
 
 
 def feature_messages(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "recbole_llmemf.features"]
+    return [r.getMessage() for r in caplog.records if r.name.startswith("recbole_llmemf.data.")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_item_missing_from_the_item_file_is_counted(tiny_dataset, caplog):
     path, lines = inter_lines(tiny_dataset)
     lines += ["u00001\tGHOST\t1600001010", "u00002\tGHOST\t1600002010", "u00003\tSPOOK\t1"]
     rewrite(path, lines)
-    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.features"):
+    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.data"):
         dataset = build(tiny_dataset)
     assert (
         f"3 interactions name 2 items that tiny.item does not list (first: tiny.inter:"
@@ -92,7 +95,7 @@ def test_domain_listed_without_interactions_or_test_cases_is_a_warning(tiny_data
     path, lines = inter_lines(tiny_dataset)
     movie_only = [lines[0]] + [line for line in lines[1:] if "\tM" in line]
     rewrite(path, movie_only)
-    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.features"):
+    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.data"):
         build(tiny_dataset)
     assert "domain Book: 18 items listed but no interaction uses them" in feature_messages(caplog)
 
@@ -103,7 +106,7 @@ def test_domain_listed_without_interactions_or_test_cases_is_a_warning(tiny_data
     assert any("\tB" in line for line in kept)
     rewrite(path, [lines[0]] + kept)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.features"):
+    with caplog.at_level(logging.WARNING, logger="recbole_llmemf.data"):
         build(tiny_dataset)
     assert (
         "domain Book: no test case has a Book target; no Book results will be reported"
@@ -132,14 +135,16 @@ def split_data() -> CrossDomainData:
 
 def test_split_layout_is_checked_on_loading(tmp_path, tiny_dataset, caplog):
     data = split_data()
-    folder = amazon.write_dataset(data, tmp_path / "data", "test", {}, amazon.compute_stats(data))
+    folder = dataset_files.write_dataset(
+        data, tmp_path / "data", "test", {}, dataset_files.compute_stats(data)
+    )
     config = {**tiny_dataset.config, "data_path": str(tmp_path / "data")}
     dataset = create_dataset(Config(model="SASRec", dataset="split", config_dict=config))
     assert dataset.inter_num == 7  # train + valid + test cases
     # text vectors for A000000001 only: the test targets are B000000001 and A000000001
     (folder / "split.itememb_txt").write_text("item_id:token\ttxt_emb:float_seq\nA000000001\t1 0\n")
     llmemf = {**config, "use_image": False, "use_text": True}
-    with caplog.at_level(logging.INFO, logger="recbole_llmemf.features"):
+    with caplog.at_level(logging.INFO, logger="recbole_llmemf.data"):
         create_dataset(Config(model="LLMEMF", dataset="split", config_dict=llmemf))
     assert (
         "text vectors (split.itememb_txt): 3 of 4 items and 1 of 2 test targets have none (masked)"
@@ -209,7 +214,7 @@ def test_check_finds_bad_feature_rows(tmp_path, capsys, token, values, message):
     lines = [line for line in path.read_text().splitlines() if not line.startswith("B02005")]
     token = lines[1].split("\t")[0] if token == "first" else token
     path.write_text("\n".join(lines + [f"{token}\t{values.strip()}"]) + "\n")
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     expected = f"ERROR: {path}:{len(lines) + 1}: item '{token}' {message}"
     assert expected in capsys.readouterr().out
 
@@ -217,13 +222,13 @@ def test_check_finds_bad_feature_rows(tmp_path, capsys, token, values, message):
 def test_check_wants_the_feature_files_the_yaml_turns_on(tmp_path, capsys):
     folder = demo_folder(tmp_path)
     (folder / "demo.itememb_img").unlink()
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     assert (
         "demo.itememb_img: feature file not found, but use_image is on" in capsys.readouterr().out
     )
     with open(folder / "demo.yaml", "a") as file:
         file.write("use_image: False\n")
-    assert checks.main([str(folder)]) == 0
+    assert check_cli.main([str(folder)]) == 0
 
 
 def test_check_names_file_and_line_of_a_demo_inter_problem(tmp_path, capsys):
@@ -231,7 +236,7 @@ def test_check_names_file_and_line_of_a_demo_inter_problem(tmp_path, capsys):
     lines = (folder / "demo.inter").read_text().splitlines()
     lines[3] = lines[3].rsplit("\t", 1)[0] + "\tNaN"
     (folder / "demo.inter").write_text("\n".join(lines) + "\n")
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     err = capsys.readouterr().err
     assert err == f"{folder / 'demo.inter'}:4: timestamp 'NaN' reads as missing in pandas\n"
 
@@ -250,7 +255,7 @@ def broken_tiny(tiny_dataset) -> str:
 def test_run_recbole_prints_data_errors_without_traceback(tiny_dataset, capsys):
     expected = broken_tiny(tiny_dataset)
     argv = ["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_dataset.data_path}"]
-    assert cli.run_recbole_main(argv) == 1
+    assert run_recbole_cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.endswith(expected) and "Traceback" not in err
 
@@ -259,7 +264,7 @@ def test_bench_stops_on_a_data_error(tiny_dataset, tmp_path, capsys):
     expected = broken_tiny(tiny_dataset)
     argv = ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--models=SASRec,BPR",
             "--epochs=1", f"--out={tmp_path / 'results'}"]  # fmt: skip
-    assert bench.main(argv) == 1
+    assert bench_cli.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.endswith(expected) and "Traceback" not in captured.err
     assert "BPR" not in captured.out  # the data is wrong for every model: no second run
@@ -271,7 +276,7 @@ def test_demo_prints_data_errors_without_traceback(tmp_path, capsys):
     lines[1] = lines[1].replace("\t", "\t\t", 1)
     (folder / "llmemf_demo.inter").write_text("\n".join(lines) + "\n")
     argv = ["--data-path", str(tmp_path / "dataset"), "--users", "30", "--device", "cpu"]
-    assert cli.demo_main(argv) == 1
+    assert demo_cli.main(argv) == 1
     err = capsys.readouterr().err
     assert f"{folder / 'llmemf_demo.inter'}:2: expected 3 fields, got 4" in err
     assert "Traceback" not in err

@@ -14,11 +14,13 @@ from conftest import SAMPLED_5
 from recbole.trainer import Trainer
 from recbole.utils import early_stopping
 
-import recbole_llmemf.bench as bench_module
-from recbole_llmemf.bench import ABLATIONS, SHARED, main
-from recbole_llmemf.compat import load_checkpoint
-from recbole_llmemf.report import best_epoch_index, case_key
-from recbole_llmemf.significance import per_case_values
+import recbole_llmemf.bench.run as bench_module
+from llmemf_cli.bench import main
+from recbole_llmemf.bench.records import Run
+from recbole_llmemf.bench.report import best_epoch_index, case_key
+from recbole_llmemf.bench.significance import per_case_values
+from recbole_llmemf.bench.specs import ABLATIONS, SHARED, effective_config_of
+from recbole_llmemf.utils.checkpoint import load_checkpoint
 
 SMALL = [
     "hidden_size=16",
@@ -406,11 +408,11 @@ def test_progress_bars_on_a_terminal_only_and_not_in_the_recorded_config(
 
     def run_one(label, model, dataset, config, *args):
         asked.append(config)
-        return bench_module.Run(label, model, config["seed"], status="failed", error="not trained")
+        return Run(label, model, config["seed"], status="failed", error="not trained")
 
     monkeypatch.setattr(bench_module, "run_one", run_one)
     options = [f"--data-path={tiny_dataset.data_path}", f"--out={tmp_path}", "--models=BPR"]
     main(["--dataset=tiny", *options])
     assert [config["show_progress"] for config in asked] == [terminal]
-    config = bench_module.effective_config_of("BPR", "tiny", {**asked[0]}, [])
+    config = effective_config_of("BPR", "tiny", {**asked[0]}, [])
     assert "show_progress" not in config

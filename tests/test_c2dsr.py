@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from llmemf_cli.data import c2dsr as c2dsr_cli
+from recbole_llmemf.data.fileformat.checks import check_data
+from recbole_llmemf.data.fileformat.reader import read_folder
 from recbole_llmemf.dataset_tools import c2dsr
-from recbole_llmemf.dataset_tools.checks import check_data, read_folder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FOOD_KITCHEN = SHARED / "food_kitchen"
@@ -104,7 +106,7 @@ def write_split(
 
 
 def run(folder: Path, *extra: str) -> int:
-    return c2dsr.main([str(folder), "--out", "out", "--name", "fk", "--max-len", "2", *extra])
+    return c2dsr_cli.main([str(folder), "--out", "out", "--name", "fk", "--max-len", "2", *extra])
 
 
 def test_split_files_imported_exactly(tmp_path, capsys):
@@ -213,7 +215,7 @@ def food_kitchen(tmp_path_factory):
     if not (FOOD_KITCHEN / "validdata_new.txt").is_file():
         pytest.skip(f"shared Food-Kitchen data not found at {FOOD_KITCHEN}")
     out = tmp_path_factory.mktemp("fk")
-    assert c2dsr.main([str(FOOD_KITCHEN), "--out", str(out)]) == 0
+    assert c2dsr_cli.main([str(FOOD_KITCHEN), "--out", str(out)]) == 0
     return out / "food_kitchen"
 
 
@@ -303,7 +305,9 @@ def tiny_split(tmp_path_factory) -> Path:
         (folder / name).write_text("".join(lines))
     out = root / "data"
     assert (
-        c2dsr.main([str(folder), "--out", str(out), "--name", "tiny", "--domain-names", "X", "Y"])
+        c2dsr_cli.main(
+            [str(folder), "--out", str(out), "--name", "tiny", "--domain-names", "X", "Y"]
+        )
         == 0
     )
     return out
@@ -338,7 +342,7 @@ def test_recbole_reads_the_rows_as_written(tiny_split):
 
 @pytest.mark.parametrize("model", ["SASRec", "LLMEMF", "BPR"])
 def test_run_recbole_one_epoch(model, tiny_split, capsys):
-    from recbole_llmemf.cli import run_recbole_main
+    from llmemf_cli.run_recbole import main as run_recbole_main
 
     small = ["--hidden_size=16", "--embedding_size=16", "--inner_size=16", "--n_layers=1"]
     argv = [

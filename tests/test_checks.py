@@ -7,9 +7,14 @@ import sys
 
 import pytest
 
-from recbole_llmemf.dataset_tools import amazon, c2dsr, checks
-from recbole_llmemf.dataset_tools import cli as data_cli
-from recbole_llmemf.dataset_tools.checks import Case, CrossDomainData, Item, check_data, read_folder
+from llmemf_cli import data as data_cli
+from llmemf_cli.data import amazon as amazon_cli
+from llmemf_cli.data import c2dsr as c2dsr_cli
+from llmemf_cli.data import check as check_cli
+from recbole_llmemf.data.fileformat.checks import check_data
+from recbole_llmemf.data.fileformat.reader import read_folder
+from recbole_llmemf.data.fileformat.records import Case, CrossDomainData, Item
+from recbole_llmemf.dataset_tools import dataset_files
 
 ITEMS = [Item("A000000001", "X", "one"), Item("A000000002", "X"), Item("B000000001", "Y"),
          Item("B000000002", "Y", "four")]  # fmt: skip
@@ -154,7 +159,9 @@ def test_examples_are_capped():
 
 
 def write(data: CrossDomainData, tmp_path):
-    return amazon.write_dataset(data, tmp_path / "out", "test", {}, amazon.compute_stats(data))
+    return dataset_files.write_dataset(
+        data, tmp_path / "out", "test", {}, dataset_files.compute_stats(data)
+    )
 
 
 def test_folder_round_trip(tmp_path):
@@ -168,12 +175,12 @@ def test_folder_round_trip(tmp_path):
 
 def test_check_command(tmp_path, capsys):
     folder = write(good_data(), tmp_path)
-    assert checks.main([str(folder)]) == 0
+    assert check_cli.main([str(folder)]) == 0
     assert "all checks passed" in capsys.readouterr().out
     assert data_cli.main(["check", str(folder)]) == 0  # through the llmemf-data dispatcher
     with open(folder / "tiny.train.inter", "a", encoding="utf-8") as file:
         file.write(f"u3\t{A2} {B1}\t{B2}\t2\n")
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     assert "ERROR: 1 valid/test targets occur in the same user's training input" in (
         capsys.readouterr().out
     )
@@ -183,16 +190,16 @@ def test_check_command_names_file_and_line(tmp_path, capsys):
     folder = write(good_data(), tmp_path)
     with open(folder / "tiny.inter", "a", encoding="utf-8") as file:
         file.write("u1\tA000000001\n")
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     assert f"{folder / 'tiny.inter'}:13: expected 3 fields, got 2" in capsys.readouterr().err
     with open(folder / "tiny.inter", "w", encoding="utf-8") as file:
         file.write("user_id:token\titem_id:token\ttimestamp:float\nu1\tA000000001\tnoon\n")
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     assert f"{folder / 'tiny.inter'}:2: non-numeric timestamp 'noon'" in capsys.readouterr().err
 
 
 def test_check_command_missing_folder(tmp_path, capsys):
-    assert checks.main([str(tmp_path / "nothing")]) == 1
+    assert check_cli.main([str(tmp_path / "nothing")]) == 1
     assert "file not found" in capsys.readouterr().err
 
 
@@ -203,12 +210,12 @@ def test_writer_adds_optional_columns_only_when_used(tmp_path):
     assert header == "item_id:token\tdomain:token\ttitle:token_seq\timage_url:token"
 
 
-@pytest.mark.parametrize("module", [amazon, c2dsr, checks])
+@pytest.mark.parametrize("module", [amazon_cli, c2dsr_cli, check_cli])
 def test_help(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
     assert exit_info.value.code == 0
-    command = module.__name__.rsplit(".", 1)[-1].replace("checks", "check")
+    command = module.__name__.rsplit(".", 1)[-1]
     assert f"usage: llmemf-data {command}" in capsys.readouterr().out
 
 
@@ -220,11 +227,11 @@ def test_check_command_on_split_files_alone(tmp_path, capsys):
         path = folder / f"tiny.{split}.inter"
         lines = [line.rsplit("\t", 1)[0] for line in path.read_text().splitlines()]
         path.write_text("\n".join(lines) + "\n")  # no timestamp column
-    assert checks.main([str(folder)]) == 0
+    assert check_cli.main([str(folder)]) == 0
     out = capsys.readouterr().out
     assert "cases: 4 train, 1 valid, 2 test" in out
     assert "warning: time order not checked" in out
     with open(folder / "tiny.train.inter", "a", encoding="utf-8") as file:
         file.write(f"u2\t{B1}\t{B2}\n")  # u2's valid target as a training target
-    assert checks.main([str(folder)]) == 1
+    assert check_cli.main([str(folder)]) == 1
     assert "(leakage): user u2 valid target" in capsys.readouterr().out

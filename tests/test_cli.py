@@ -12,7 +12,8 @@ from importlib import metadata
 
 import pytest
 
-from llmemf_cli import commands, parsers
+from llmemf_cli import bench, common, data, demo, recommend, run_recbole
+from llmemf_cli.data import synthetic
 from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec
 
 HEAVY = ("torch", "recbole", "recbole_llmemf", "numpy", "transformers")
@@ -23,7 +24,7 @@ COMMAND_LINES = [
     ["llmemf-bench", "--help"],
     ["llmemf-data", "--help"],
     ["llmemf-recommend", "--help"],
-    *(["llmemf-data", name, "--help"] for name in parsers.DATA_COMMANDS),
+    *(["llmemf-data", name, "--help"] for name in data.DATA_COMMANDS),
 ]
 
 
@@ -84,16 +85,17 @@ def test_argument_errors_answer_before_the_heavy_imports(command):
 
 
 def test_unknown_data_command_lists_the_commands(capsys):
-    assert commands.data(["feature"]) == 2
+    assert data.main(["feature"]) == 2
     err = capsys.readouterr().err
-    assert "unknown command 'feature'" in err and all(name in err for name in parsers.DATA_COMMANDS)
+    assert "unknown command 'feature'" in err and all(name in err for name in data.DATA_COMMANDS)
 
 
 def all_parsers() -> list[argparse.ArgumentParser]:
-    builders = [parsers.build_run_parser, parsers.build_demo_parser, parsers.build_bench_parser]
-    builders.append(parsers.build_recommend_parser)
-    builders += [build for _, _, build in parsers.DATA_COMMANDS.values()]
-    return [build() for build in builders]
+    import importlib
+
+    commands = [run_recbole, demo, bench, recommend]
+    commands += [importlib.import_module(f"llmemf_cli.data.{name}") for name in data.DATA_COMMANDS]
+    return [command.build_parser() for command in commands]
 
 
 @pytest.mark.parametrize("parser", all_parsers(), ids=lambda p: p.prog)
@@ -109,17 +111,23 @@ def test_every_option_with_a_default_says_it(parser):
 
 
 def test_parser_defaults_are_the_demo_datasets():
-    synthetic = parsers.build_synthetic_parser().parse_args([])
+    generated = synthetic.build_parser().parse_args([])
     spec = SyntheticSpec()
-    assert (synthetic.name, synthetic.users, synthetic.seed) == (spec.name, spec.n_users, spec.seed)
-    assert parsers.build_demo_parser().parse_args([]).users == spec.n_users
-    assert parsers.build_run_parser().parse_args([]).dataset == spec.name
+    assert (generated.name, generated.users, generated.seed) == (spec.name, spec.n_users, spec.seed)
+    assert demo.build_parser().parse_args([]).users == spec.n_users
+    assert run_recbole.build_parser().parse_args([]).dataset == spec.name
+
+
+def test_recommend_domain_words_are_the_commands():
+    from recbole_llmemf.quick_start import recommend as command
+
+    assert (recommend.NEXT, recommend.ALL) == (command.NEXT, command.ALL)
 
 
 def test_demo_help_names_the_metric_it_prints():
-    from recbole_llmemf.cli import DEMO_METRICS
+    from llmemf_cli.common import DEMO_METRICS
 
-    help_text = parsers.build_demo_parser().format_help()
+    help_text = demo.build_parser().format_help()
     assert "fullmrr" in DEMO_METRICS and "MRR@10" not in help_text and "fullmrr" in help_text
 
 
@@ -143,10 +151,12 @@ UPSTREAM_WARNINGS = [
 def test_commands_silence_exactly_recboles_known_warnings():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        commands.quiet_upstream_warnings()
+        common.quiet_upstream_warnings()
         for message, category, module in UPSTREAM_WARNINGS:
             warnings.warn_explicit(message, category, f"{module}.py", 1, module=module)
-            warnings.warn_explicit(message, category, "ours.py", 1, module="recbole_llmemf.model")
+            warnings.warn_explicit(
+                message, category, "ours.py", 1, module="recbole_llmemf.model.llmemf"
+            )
         warnings.warn_explicit("other", FutureWarning, "x.py", 1, module="recbole.trainer.trainer")
     assert [(str(w.message), w.category) for w in caught] == [
         *((message, category) for message, category, _ in UPSTREAM_WARNINGS),

@@ -11,9 +11,9 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 from torch import nn
 
-from recbole_llmemf.domains import item_domains
-from recbole_llmemf.features import load_item_matrix
-from recbole_llmemf.indomain import TargetDomainCrossEntropy
+from recbole_llmemf.data.dataset import load_item_matrix
+from recbole_llmemf.data.domains import item_domains
+from recbole_llmemf.trainer.indomain import TargetDomainCrossEntropy
 
 
 def trained(tiny_dataset, model_name: str, **extra):

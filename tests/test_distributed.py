@@ -11,7 +11,7 @@ from conftest import SAMPLED_5
 from recbole.quick_start import load_data_and_model, run
 from recbole.utils import get_trainer
 
-from recbole_llmemf.distributed import dist_backend, single_process_config
+from recbole_llmemf.trainer.distributed import dist_backend, single_process_config
 
 
 def free_port() -> str:

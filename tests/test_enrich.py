@@ -11,20 +11,22 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from llmemf_cli.data import enrich as enrich_cli
 from recbole_llmemf.dataset_tools import enrich
-from recbole_llmemf.dataset_tools.enrich import (
+from recbole_llmemf.dataset_tools.enrich import select_items
+from recbole_llmemf.dataset_tools.enrich_cache import EnrichmentCache, cache_key
+from recbole_llmemf.dataset_tools.enriched_file import read_enriched
+from recbole_llmemf.dataset_tools.errors import AuthError, EnrichError
+from recbole_llmemf.dataset_tools.item_file import ItemRecord, read_items
+from recbole_llmemf.dataset_tools.llm_backends import Backend
+from recbole_llmemf.dataset_tools.prompts import (
     DEFAULT_TEMPLATE,
-    EnrichError,
-    EnrichmentCache,
-    ItemRecord,
-    read_enriched,
-    read_items,
     render_prompt,
-    select_items,
     strip_think,
     template_hash,
 )
@@ -170,7 +172,7 @@ def test_openai_backend_retries_caches_and_never_leaks_the_key(tmp_path, monkeyp
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
     with StubServer(fail_once={"Rate Limited": 429, "Boom": 500}) as server:
-        assert enrich.main(openai_args(folder, server.url)) == 0
+        assert enrich_cli.main(openai_args(folder, server.url)) == 0
         first_requests = len(server.requests)
         assert first_requests == 5 + 2  # five titled items, one retry after 429 and one after 500
         assert set(server.auth) == {f"Bearer {SECRET}"}
@@ -194,16 +196,18 @@ def test_openai_backend_retries_caches_and_never_leaks_the_key(tmp_path, monkeyp
         assert "\n" in json.loads(lines[0])["text"]  # the cache keeps the answer as given
 
         # a second run does no work
-        assert enrich.main(openai_args(folder, server.url)) == 0
+        assert enrich_cli.main(openai_args(folder, server.url)) == 0
         assert len(server.requests) == first_requests
         # another model or template is a cache miss, not a silent reuse
-        assert enrich.main(openai_args(folder, server.url, model="other-model")) == 0
+        assert enrich_cli.main(openai_args(folder, server.url, model="other-model")) == 0
         assert len(server.requests) == first_requests + 5
         template = tmp_path / "template.txt"
         template.write_text(
             "Describe a {domain} product with {title}. Provide facts.", encoding="utf-8"
         )
-        assert enrich.main(openai_args(folder, server.url, "--template-file", str(template))) == 0
+        assert (
+            enrich_cli.main(openai_args(folder, server.url, "--template-file", str(template))) == 0
+        )
         assert len(server.requests) == first_requests + 10
         assert len(EnrichmentCache(folder / "shop.enrich_cache.jsonl").entries) == 15
 
@@ -217,7 +221,7 @@ def test_refused_key_is_a_clear_error_without_the_key(tmp_path, monkeypatch, cap
     monkeypatch.setenv("MY_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
     with StubServer(always=401) as server:
-        assert enrich.main(openai_args(folder, server.url, "--api-key-env", "MY_KEY")) == 2
+        assert enrich_cli.main(openai_args(folder, server.url, "--api-key-env", "MY_KEY")) == 2
         assert len(server.requests) <= 3  # stopped at once, at most the requests in flight
     err = capsys.readouterr().err
     assert "HTTP 401" in err and "MY_KEY" in err and "it is set" in err
@@ -230,10 +234,10 @@ def test_items_that_keep_failing_are_retried_by_the_next_run(tmp_path, monkeypat
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with StubServer(fail_once={"Boom": 503}) as server:
         args = openai_args(folder, server.url, "--retries", "0")
-        assert enrich.main(args) == 1  # K1 failed, the rest are cached
+        assert enrich_cli.main(args) == 1  # K1 failed, the rest are cached
         assert set(read_enriched(folder / "shop.enriched.tsv")[0]) == {"F1", "F2", "K2", "K3"}
         before = len(server.requests)
-        assert enrich.main(args) == 0
+        assert enrich_cli.main(args) == 0
         assert len(server.requests) == before + 1  # only K1 again
         assert set(server.auth) == {""}  # no key set: no Authorization header
 
@@ -252,7 +256,7 @@ def unused_url() -> str:
 def count_requests(monkeypatch, refuse_first: int = 0) -> list[int]:
     """Count urlopen calls; with ``refuse_first``, each item's first attempts fail to connect."""
     calls, attempts = [], {}
-    real_urlopen = enrich.urllib.request.urlopen
+    real_urlopen = urllib.request.urlopen
 
     def urlopen(request, timeout):
         calls.append(1)
@@ -262,7 +266,7 @@ def count_requests(monkeypatch, refuse_first: int = 0) -> list[int]:
             raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
         return real_urlopen(request, timeout=timeout)
 
-    monkeypatch.setattr(enrich.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     return calls
 
 
@@ -271,7 +275,7 @@ def test_no_server_stops_after_a_few_connection_failures(tmp_path, monkeypatch, 
     folder = write_dataset(tmp_path)
     calls = count_requests(monkeypatch)
     url = unused_url()
-    assert enrich.main(openai_args(folder, url, "--retries", "5", "--backoff", "0.2")) == 2
+    assert enrich_cli.main(openai_args(folder, url, "--retries", "5", "--backoff", "0.2")) == 2
     assert len(calls) <= 3 + 2  # three in a row, plus at most one more per other worker
     err = capsys.readouterr().err
     assert f"cannot reach {url}/chat/completions" in err and "connection failures in a row" in err
@@ -283,7 +287,7 @@ def test_connection_failures_that_recover_do_not_stop_the_run(tmp_path, monkeypa
     calls = count_requests(monkeypatch, refuse_first=2)  # 2 failures, then an answer, per item
     with StubServer() as server:
         args = openai_args(folder, server.url, "--workers", "1", "--max-connection-failures", "3")
-        assert enrich.main(args) == 0
+        assert enrich_cli.main(args) == 0
     assert len(calls) == 5 * 3
     assert len(read_enriched(folder / "shop.enriched.tsv")[0]) == 5
 
@@ -292,24 +296,24 @@ def test_a_failed_run_never_replaces_a_fuller_output(tmp_path, monkeypatch, caps
     folder = write_dataset(tmp_path)
     out = folder / "shop.enriched.tsv"
     with StubServer() as server:
-        assert enrich.main(openai_args(folder, server.url)) == 0
+        assert enrich_cli.main(openai_args(folder, server.url)) == 0
     good = out.read_bytes(), (folder / "shop.enriched.tsv.json").read_bytes()
     assert len(read_enriched(out)[0]) == 5
 
     with StubServer(always=503) as server:  # another model, and the server fails every request
         args = openai_args(folder, server.url, "--retries", "0", model="other-model")
-        assert enrich.main(args) == 1
+        assert enrich_cli.main(args) == 1
     assert "shop.enriched.tsv kept" in capsys.readouterr().out
     with StubServer(always=401) as server:  # refused: an error, and still the good file stays
-        assert enrich.main(openai_args(folder, server.url, model="other-model")) == 2
+        assert enrich_cli.main(openai_args(folder, server.url, model="other-model")) == 2
     with StubServer(fail_once={"Boom": 503}) as server:  # 4 of 5 answers: fewer, kept
         args = openai_args(folder, server.url, "--retries", "0", model="other-model")
-        assert enrich.main(args) == 1
+        assert enrich_cli.main(args) == 1
     assert (out.read_bytes(), (folder / "shop.enriched.tsv.json").read_bytes()) == good
 
     with StubServer() as server:  # the run that finishes writes the new model's answers
         args = openai_args(folder, server.url, model="other-model")
-        assert enrich.main(args) == 0
+        assert enrich_cli.main(args) == 0
     texts, meta = read_enriched(out)
     assert len(texts) == 5 and meta["model"] == "openai:other-model"
     cached = EnrichmentCache(folder / "shop.enrich_cache.jsonl").entries
@@ -323,7 +327,7 @@ def test_a_key_passed_as_the_variable_name_is_refused_unechoed(tmp_path, key, ca
     folder = write_dataset(tmp_path)
     caplog.set_level(logging.DEBUG)
     with StubServer() as server:
-        assert enrich.main(openai_args(folder, server.url, "--api-key-env", key)) == 2
+        assert enrich_cli.main(openai_args(folder, server.url, "--api-key-env", key)) == 2
         assert server.requests == []
     err = capsys.readouterr().err
     assert "--api-key-env takes the NAME of the environment variable" in err
@@ -338,7 +342,7 @@ def test_variable_names_are_not_mistaken_for_keys(name):
 # ----------------------------------------------------------------------------- kill and resume
 
 
-class FakeBackend(enrich.Backend):
+class FakeBackend(Backend):
     """Deterministic answers; raises after ``fail_after`` items, like a run killed mid-way."""
 
     label = "fake:model"
@@ -365,13 +369,13 @@ def test_kill_and_resume_gives_the_same_files(tmp_path, monkeypatch, batch_size)
 
     backend = FakeBackend(batch_size=batch_size)
     monkeypatch.setattr(enrich, "make_backend", lambda a: backend)
-    assert enrich.main([str(whole), *args]) == 0
+    assert enrich_cli.main([str(whole), *args]) == 0
     assert len(backend.seen) == 12
 
     killed = FakeBackend(fail_after=5, batch_size=batch_size)
     monkeypatch.setattr(enrich, "make_backend", lambda a: killed)
     with pytest.raises(KeyboardInterrupt):
-        enrich.main([str(resumed), *args])
+        enrich_cli.main([str(resumed), *args])
     cache_path = resumed / "shop.enrich_cache.jsonl"
     done = len(cache_path.read_text().splitlines())
     assert done == len(killed.seen) >= 5  # every finished item was written at once
@@ -380,7 +384,7 @@ def test_kill_and_resume_gives_the_same_files(tmp_path, monkeypatch, batch_size)
 
     again = FakeBackend(batch_size=batch_size)
     monkeypatch.setattr(enrich, "make_backend", lambda a: again)
-    assert enrich.main([str(resumed), *args]) == 0
+    assert enrich_cli.main([str(resumed), *args]) == 0
     assert len(again.seen) == 12 - done  # nothing finished is redone
     assert (resumed / "shop.enriched.tsv").read_bytes() == (
         whole / "shop.enriched.tsv"
@@ -392,7 +396,7 @@ def test_kill_and_resume_gives_the_same_files(tmp_path, monkeypatch, batch_size)
     assert records(cache_path) == records(whole / "shop.enrich_cache.jsonl")
     nothing = FakeBackend(fail_after=0)
     monkeypatch.setattr(enrich, "make_backend", lambda a: nothing)
-    assert enrich.main([str(resumed), *args]) == 0  # a finished run does no work
+    assert enrich_cli.main([str(resumed), *args]) == 0  # a finished run does no work
 
 
 class RefusedWhileAnswering(FakeBackend):
@@ -407,7 +411,7 @@ class RefusedWhileAnswering(FakeBackend):
     def generate(self, prompts):
         if "number 1" in prompts[0]:
             self.refused.set()
-            raise enrich.AuthError("key refused")
+            raise AuthError("key refused")
         assert self.refused.wait(10)
         time.sleep(0.2)  # the refusal reaches the main thread first
         return super().generate(prompts)
@@ -417,12 +421,12 @@ def test_answers_that_arrive_after_a_fatal_error_are_still_cached(tmp_path):
     items = [ItemRecord(f"I{i}", "Food", f"Thing number {i}") for i in range(2)]
     backend = RefusedWhileAnswering()
     with EnrichmentCache(tmp_path / "cache.jsonl") as cache:
-        with pytest.raises(enrich.AuthError):
+        with pytest.raises(AuthError):
             enrich.run_enrichment(items, DEFAULT_TEMPLATE, backend, cache, progress=False)
     with EnrichmentCache(tmp_path / "cache.jsonl") as cache:
-        key = enrich.cache_key("I0", template_hash(DEFAULT_TEMPLATE), backend.label)
+        key = cache_key("I0", template_hash(DEFAULT_TEMPLATE), backend.label)
         assert cache.get(key)["text"].startswith("about: Thing number 0")
-        assert enrich.cache_key("I1", template_hash(DEFAULT_TEMPLATE), backend.label) not in cache
+        assert cache_key("I1", template_hash(DEFAULT_TEMPLATE), backend.label) not in cache
 
 
 def test_cache_rejects_a_corrupt_line_in_the_middle(tmp_path):
@@ -441,7 +445,7 @@ def test_local_backend_writes_text_for_a_few_items(tmp_path, tiny_causal_lm):
     args = [str(folder), "--backend", "local", "--model", str(tiny_causal_lm), "--limit", "2",
             "--max-tokens", "8", "--batch-size", "2", "--device", "cpu", "--threads", "1",
             "--no-progress"]  # fmt: skip
-    assert enrich.main(args) == 0
+    assert enrich_cli.main(args) == 0
     texts, meta = read_enriched(folder / "shop.enriched.tsv")
     assert len(texts) == 2 and all(text.strip() for text in texts.values())
     assert meta["model"] == f"local:{tiny_causal_lm.name}"

@@ -16,9 +16,11 @@ from recbole.quick_start import run_recbole
 from recbole.trainer import Trainer
 from recbole.utils import InputType, get_model, get_trainer, init_seed
 
-from recbole_llmemf import evaluation
-from recbole_llmemf.candidates import FixedCandidateSampler
-from recbole_llmemf.evaluation import TieCollector, TieEvaluator, domain_aware
+from recbole_llmemf.data.candidates import FixedCandidateSampler
+from recbole_llmemf.evaluator.collector import TieCollector, TieEvaluator
+from recbole_llmemf.trainer import domain_aware as evaluation
+from recbole_llmemf.trainer.domain_aware import DomainAwareEvaluation
+from recbole_llmemf.trainer.mixins import mixed_in
 
 # user -> merged history; X items are domain "A", Y items domain "B"
 HISTORIES = {
@@ -106,7 +108,9 @@ def test_scorer_preferring_other_domain_is_ranked_within_the_target_domain(hand_
     dataset = create_dataset(config)
     _, _, test_data = data_preparation(config, dataset)
     model = OtherDomainLover(config, test_data._dataset)
-    result = domain_aware(Trainer)(config, model).evaluate(test_data, load_best_model=False)
+    result = mixed_in(DomainAwareEvaluation, Trainer, "DomainAware")(config, model).evaluate(
+        test_data, load_best_model=False
+    )
     test = test_data._dataset.inter_feat
     rows = list(zip(test["item_id_list"].tolist(), test["item_id"].tolist()))
     expected = reference_metrics(dataset, model, rows)
@@ -364,7 +368,7 @@ def test_constant_scorer_gets_chance_under_both_protocols(tiny_dataset, protocol
     dataset = create_dataset(config)
     _, valid_data, test_data = data_preparation(config, dataset)
     model = ConstantScorer(config, test_data._dataset)
-    trainer = domain_aware(Trainer)(config, model)
+    trainer = mixed_in(DomainAwareEvaluation, Trainer, "DomainAware")(config, model)
     domain = dataset.item_feat["domain"].numpy()
     for phase, data in (("valid", valid_data), ("test", test_data)):  # early stopping and test
         rows = data._dataset.inter_feat

@@ -13,7 +13,8 @@ import torch
 from recbole.config import Config
 from recbole.data import create_dataset
 
-from recbole_llmemf.features import FeatureFileError, load_item_matrix, read_item_vectors
+from recbole_llmemf.data.dataset import load_item_matrix
+from recbole_llmemf.data.fileformat.item_vectors import FeatureFileError, read_item_vectors
 
 HEADER = "item_id:token\timg_emb:float_seq\n"
 
@@ -155,7 +156,7 @@ def test_dataset_logs_items_and_test_targets_without_vectors(tiny_dataset, caplo
     no_item = sum(token not in have for token in items)
     no_target = sum(item not in have for _, item in last.values())
     assert no_item >= len(items) // 2 and 0 < no_target < len(last)
-    with caplog.at_level(logging.INFO, logger="recbole_llmemf.features"):
+    with caplog.at_level(logging.INFO, logger="recbole_llmemf.data"):
         build_dataset(tiny_dataset)
     messages = {r.getMessage(): r.levelname for r in caplog.records}
     image = (

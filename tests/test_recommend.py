@@ -11,7 +11,8 @@ import pytest
 import torch
 from recbole.quick_start import run_recbole
 
-from recbole_llmemf import recommend
+from llmemf_cli import recommend as recommend_cli
+from recbole_llmemf.quick_start import recommend
 
 
 def train(model: str, tiny_dataset) -> str:
@@ -49,7 +50,7 @@ def test_next_domain_without_history_sorted_and_chunk_independent(tiny_dataset, 
     chunked, whole = tmp_path / "chunked.tsv", tmp_path / "whole.tsv"
     for out, chunk in ((chunked, 7), (whole, 1000)):
         argv = [checkpoint, "--out", str(out), "-k", "5", "--chunk-users", str(chunk)]
-        assert recommend.main([*argv, "--no-progress"]) == 0
+        assert recommend_cli.main([*argv, "--no-progress"]) == 0
     recommendations = read_recommendations(chunked)
     # the same lists; a batch of another size may round a score's last digit differently
     whole_recommendations = read_recommendations(whole)
@@ -76,7 +77,7 @@ def test_chosen_domain_for_a_recbole_model(tiny_dataset, tmp_path, capsys):
     history, domain = raw_data(tiny_dataset)
     out = tmp_path / "book.tsv"
     argv = [checkpoint, "--out", str(out), "-k", "18", "--domain", "Book", "--no-progress"]
-    assert recommend.main(argv) == 0
+    assert recommend_cli.main(argv) == 0
     recommendations = read_recommendations(out)
     for user, rows in recommendations.items():
         items = {item for _, item, _ in rows}
@@ -84,13 +85,13 @@ def test_chosen_domain_for_a_recbole_model(tiny_dataset, tmp_path, capsys):
         # every Book the user has not had, and nothing else
         assert items == {i for i, d in domain.items() if d == "Book"} - own_books
 
-    assert recommend.main([checkpoint, "--out", str(out), "--domain", "Music"]) == 2
+    assert recommend_cli.main([checkpoint, "--out", str(out), "--domain", "Music"]) == 2
     assert "not a domain of the dataset (Movie, Book)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [["-k", "0"], ["--chunk-users", "0"]])
 def test_bad_sizes_are_refused(bad, capsys):
-    assert recommend.main(["model.pth", *bad]) == 2
+    assert recommend_cli.main(["model.pth", *bad]) == 2
     assert "must be positive" in capsys.readouterr().err
 
 

@@ -12,9 +12,10 @@ from recbole.config import Config
 from recbole.quick_start import run_recbole
 from recbole.utils import get_model, get_trainer
 
-from recbole_llmemf import LLMEMF, compat, register
-from recbole_llmemf.cli import run_recbole_main
-from recbole_llmemf.evaluation import DomainAwareEvaluation
+from llmemf_cli.run_recbole import main as run_recbole_main
+from recbole_llmemf import LLMEMF, register
+from recbole_llmemf.trainer.domain_aware import DomainAwareEvaluation
+from recbole_llmemf.utils import compat
 
 
 def test_get_model_finds_llmemf_and_registering_twice_is_harmless():
@@ -54,7 +55,7 @@ def test_fresh_process_importing_only_the_package():
         "print(get_model('LLMEMF').__module__, Config(model='LLMEMF', dataset='d')['image_weight'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["recbole_llmemf.model", "0.3"]
+    assert out.stdout.split() == ["recbole_llmemf.model.llmemf", "0.3"]
 
 
 def test_run_recbole_and_console_command_train_llmemf(tiny_dataset, capsys):
@@ -113,7 +114,7 @@ def test_broken_ray_is_stubbed_reports_nothing_and_fails_only_when_used(monkeypa
 
 
 def test_demo_command_generates_data_trains_and_prints_domains(tmp_path, capsys):
-    from recbole_llmemf.cli import demo_main
+    from llmemf_cli.demo import main as demo_main
 
     assert demo_main(["--users=60", "--epochs=1", f"--data-path={tmp_path / 'data'}"]) == 0
     out = capsys.readouterr().out

@@ -22,8 +22,10 @@ from recbole.config import Config
 from recbole.quick_start import load_data_and_model, run_recbole
 from recbole.utils import get_trainer
 
-from recbole_llmemf import compat
-from recbole_llmemf.dataset_tools._io import atomic_write
+from recbole_llmemf.data.fileformat.atomic import atomic_write
+from recbole_llmemf.utils import compat
+from recbole_llmemf.utils.checkpoint import load_checkpoint
+from recbole_llmemf.utils.errors import UnsafeCheckpointError
 
 ORIGINAL_TORCH_LOAD = torch.serialization.load  # what torch.load is when nobody replaced it
 
@@ -142,7 +144,7 @@ def saved_checkpoint(tiny_dataset, tmp_path) -> Path:
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")  # torch.load of RecBole's file
 def test_recbole_checkpoint_loads_with_its_own_allow_list(saved_checkpoint, tmp_path):
-    checkpoint = compat.load_checkpoint(saved_checkpoint)
+    checkpoint = load_checkpoint(saved_checkpoint)
     assert type(checkpoint["config"]) is Config and checkpoint["config"]["seed"] == 3
     assert checkpoint["config"]["model"] == "SASRec"
     assert checkpoint["config"].model_class.__name__ == "SASRec"
@@ -159,8 +161,8 @@ def test_recbole_checkpoint_loads_with_its_own_allow_list(saved_checkpoint, tmp_
         marker = tmp_path / f"{payload.__name__}.ran"
         path = tmp_path / f"{payload.__name__}.pth"
         torch.save({"config": payload(marker)}, path)
-        with pytest.raises(compat.UnsafeCheckpointError):
-            compat.load_checkpoint(path)
+        with pytest.raises(UnsafeCheckpointError):
+            load_checkpoint(path)
         assert not marker.exists()
 
 

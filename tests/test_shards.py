@@ -9,8 +9,10 @@ import pytest
 from test_enrich import FakeBackend, write_dataset
 from test_features_tool import feature_args, image_server, write_shop  # noqa: F401
 
-from llmemf_cli.parsers import parse_shard
-from recbole_llmemf.dataset_tools import _shards, enrich, features
+from llmemf_cli.data import enrich as enrich_cli
+from llmemf_cli.data import features as features_cli
+from llmemf_cli.options import parse_shard
+from recbole_llmemf.dataset_tools import _shards, enrich
 
 THINGS = [(f"I{i:02d}", "Food" if i % 2 else "Kitchen", f"Thing number {i}") for i in range(11)]
 THINGS.append(("I11", "Food", ""))  # no title: not sent, in no shard
@@ -26,7 +28,7 @@ def test_shard_option_parsing():
 
 def run_enrich(monkeypatch, folder, backend, *extra) -> int:
     monkeypatch.setattr(enrich, "make_backend", lambda args: backend)
-    return enrich.main([str(folder), "--backend", "local", "--no-progress", *extra])
+    return enrich_cli.main([str(folder), "--backend", "local", "--no-progress", *extra])
 
 
 def test_enrich_three_shards_merged_equal_one_run(tmp_path, monkeypatch, capsys):
@@ -60,22 +62,22 @@ def test_enrich_three_shards_merged_equal_one_run(tmp_path, monkeypatch, capsys)
 
 def test_features_three_shards_merged_equal_one_run(tmp_path, tiny_clip, image_server):  # noqa: F811
     whole = write_shop(tmp_path / "whole", image_server.url)
-    assert features.main(feature_args(whole, tiny_clip)) == 0
+    assert features_cli.main(feature_args(whole, tiny_clip)) == 0
     sharded = write_shop(tmp_path / "sharded", image_server.url)
     # 9 items in shards of 4 items: one work shard per process
     for k in range(3):
-        assert features.main(feature_args(sharded, tiny_clip, "--shard", f"{k}/3")) == 0
+        assert features_cli.main(feature_args(sharded, tiny_clip, "--shard", f"{k}/3")) == 0
         done = sorted(p.name[:11] for p in (sharded / ".llmemf_features").glob("*/shard_*.npz"))
         assert done == sorted([f"shard_{s:05d}" for s in range(k + 1)] * 3)
     assert not list(sharded.glob("shop.itememb_*")), "a shard writes no final output"
-    assert features.main(feature_args(sharded, tiny_clip, "--merge")) == 0
+    assert features_cli.main(feature_args(sharded, tiny_clip, "--merge")) == 0
     for suffix in ("itememb_img", "itememb_txt", "itememb_txtraw", "feature_coverage.tsv"):
         assert (sharded / f"shop.{suffix}").read_bytes() == (whole / f"shop.{suffix}").read_bytes()
 
 
 def test_features_merge_refuses_missing_shards(tmp_path, tiny_clip, image_server, capsys):  # noqa: F811
     folder = write_shop(tmp_path, image_server.url)
-    assert features.main(feature_args(folder, tiny_clip, "--shard", "0/3")) == 0
-    assert features.main(feature_args(folder, tiny_clip, "--merge")) == 2
+    assert features_cli.main(feature_args(folder, tiny_clip, "--shard", "0/3")) == 0
+    assert features_cli.main(feature_args(folder, tiny_clip, "--merge")) == 2
     assert "2 of 3 shards are missing" in capsys.readouterr().err
     assert not list(folder.glob("shop.itememb_*"))

@@ -1,4 +1,4 @@
-"""Paired tests over per-case ranks: significance.py and the marks bench.py draws from them."""
+"""Paired tests over per-case ranks: significance.py and the marks the benchmark report draws from them."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import warnings
 
 import numpy as np
 
-from recbole_llmemf.bench import Run
-from recbole_llmemf.report import add_significance, aggregate, markdown
-from recbole_llmemf.significance import (
+from recbole_llmemf.bench.records import Run
+from recbole_llmemf.bench.report import add_significance, aggregate, markdown
+from recbole_llmemf.bench.significance import (
     compare,
     paired_p_value,
     per_case_values,

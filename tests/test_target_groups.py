@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbole_llmemf.report import case_key
+from recbole_llmemf.bench.report import case_key
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "target_groups.py"
 ITEMS = ["w1", "w2", "c1", "c2"]  # warm with a vector, warm without, cold with, cold without

@@ -10,7 +10,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
 from recbole_llmemf import LLMEMF
-from recbole_llmemf.training_data import NEXT_ITEMS
+from recbole_llmemf.data.training_data import NEXT_ITEMS
 
 
 def prepare(tiny_dataset, model="LLMEMF", **overrides):

@@ -1,0 +1,114 @@
+"""The enrichment cache: an append-only JSONL file of answers keyed by ``(item_id, template hash,
+model)``, each line flushed and fsynced as it arrives; and ``--merge``, which appends the shard
+caches' answers to it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from recbole_llmemf.dataset_tools import _shards
+from recbole_llmemf.dataset_tools.errors import EnrichError
+from recbole_llmemf.dataset_tools.item_file import ItemRecord
+from recbole_llmemf.dataset_tools.prompts import template_hash
+
+logger = logging.getLogger(__name__)
+
+
+def cache_key(item_id: str, template_digest: str, model: str) -> tuple[str, str, str]:
+    return (item_id, template_digest, model)
+
+
+class EnrichmentCache:
+    """Append-only JSONL; the last line for a key wins. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.entries: dict[tuple[str, str, str], dict] = {}
+        self._load()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def _load(self) -> None:
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            # a run killed mid-write left a torn line: cut it so the next append starts clean
+            logger.warning(
+                "%s: dropping an unfinished last line (%d bytes)",
+                self.path,
+                len(data) - len(complete),
+            )
+            with open(self.path, "r+b") as file:
+                file.truncate(len(complete))
+                file.flush()
+                os.fsync(file.fileno())
+        for lineno, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                key = cache_key(record["item_id"], record["template_hash"], record["model"])
+                record["text"]  # noqa: B018 - the field must exist
+            except (ValueError, KeyError, TypeError) as error:
+                raise EnrichError(f"{self.path}:{lineno}: not a cache record ({error})") from None
+            self.entries[key] = record
+
+    def __contains__(self, key: tuple[str, str, str]) -> bool:
+        return key in self.entries
+
+    def get(self, key: tuple[str, str, str]) -> dict | None:
+        return self.entries.get(key)
+
+    def append(self, record: dict) -> None:
+        """Write one record as one line, flushed and fsynced before returning."""
+        self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        key = cache_key(record["item_id"], record["template_hash"], record["model"])
+        self.entries[key] = record
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EnrichmentCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def merge_shard_caches(
+    cache_path: Path, selected: Sequence[ItemRecord], template: str, model: str
+) -> int:
+    """Append the shard caches' answers that ``cache_path`` lacks to it; return how many.
+
+    Raises:
+        EnrichError: some selected item has no answer for this template and model in any cache.
+    """
+    digest = template_hash(template)
+    keys = [cache_key(item.item_id, digest, model) for item in selected]
+    added = 0
+    with EnrichmentCache(cache_path) as cache:
+        shard_caches = _shards.found_shard_paths(cache_path)
+        for path in shard_caches:
+            with EnrichmentCache(path) as shard_cache:
+                for key in keys:
+                    record = shard_cache.get(key)
+                    if record is not None and key not in cache:
+                        cache.append(record)
+                        added += 1
+        missing = [key[0] for key in keys if key not in cache]
+    if missing:
+        raise EnrichError(
+            f"merge: {len(missing)} of {len(keys)} items have no answer for {model} in "
+            f"{cache_path.name} or its {len(shard_caches)} shard caches (e.g. '{missing[0]}'); "
+            "finish the --shard runs first"
+        )
+    logger.info("merged %d answers from %d shard caches", added, len(shard_caches))
+    return added

@@ -1,0 +1,128 @@
+"""What every run of a benchmark shares and what sets each one apart: the shared settings, the
+labels (``<Model>-indomain``, LLMEMF's ablations and controls), ``--set`` values, and the effective
+config that identifies a run for ``--resume``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+# One setting for every model (the paper's values), so that no model wins by RecBole's per-model
+# defaults (SASRec: hidden 64, dropout 0.5; LLMEMF: 256, 0.3). Global ``--set key=value`` replaces
+# one for all models, ``--set SASRec.key=value`` for one model or label. A model reads the keys
+# it knows (SASRec: hidden_size, inner_size, hidden/attn dropout; GRU4Rec: embedding_size,
+# hidden_size, dropout_prob; BPR: embedding_size); the training keys apply to all.
+SHARED = {
+    "embedding_size": 256,
+    "hidden_size": 256,
+    "inner_size": 256,
+    "dropout_prob": 0.3,
+    "hidden_dropout_prob": 0.3,
+    "attn_dropout_prob": 0.3,
+    "learning_rate": 0.001,
+    "train_batch_size": 256,
+    "epochs": 100,
+    "stopping_step": 10,
+}
+
+
+# "<Model>-indomain": RecBole's CE sequential model trained with the target domain's softmax only
+INDOMAIN = "-indomain"
+
+
+# The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
+ABLATIONS = {
+    "LLMEMF-ids": {"use_image": False, "use_text": False},
+    "LLMEMF-text": {"use_image": False, "text_feature_suffix": "itememb_txtraw"},
+    "LLMEMF-text+LLM": {"use_image": False},
+    "LLMEMF-image": {"use_text": False},
+    "LLMEMF-full": {},
+    # Controls: the same missing pattern, each vector moved to another item (what it says is gone)
+    "LLMEMF-text-shuffled": {"use_image": False, "shuffled_modalities": ["text"]},
+    "LLMEMF-image-shuffled": {"use_text": False, "shuffled_modalities": ["image"]},
+}
+
+
+# Keys that change what a run shows, not what it computes: a run resumed elsewhere still matches.
+DISPLAY_KEYS = {"show_progress"}
+
+
+def effective_config(config, asked: dict) -> dict:
+    """The final value of every shared key, every key asked for and every key of the model's yaml."""
+    keys = list(SHARED) + [k for k in asked if k not in SHARED and k not in DISPLAY_KEYS]
+    keys += [k for k in model_yaml_keys(config["model"]) if k not in keys]
+    values = {key: config[key] for key in keys if config[key] is not None}
+    return json.loads(json.dumps(values, default=str))
+
+
+def model_yaml_keys(model: str) -> list[str]:
+    import recbole
+    import yaml
+
+    from recbole_llmemf.config.configurator import PROPERTIES
+
+    keys = []
+    for folder in (Path(recbole.__file__).parent / "properties" / "model", PROPERTIES / "model"):
+        path = folder / f"{model}.yaml"
+        if path.is_file():
+            keys += list(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return keys
+
+
+def effective_config_of(model: str, dataset: str, config: dict, config_files: list[str]) -> dict:
+    """The effective config a run of ``model`` would record, read from RecBole's Config alone."""
+    from recbole.config import Config
+
+    built = Config(model, dataset, config_file_list=config_files or None, config_dict=config)
+    return effective_config(built, config)
+
+
+def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
+    names = [name for name in models.split(",") if name]
+    specs = [_spec(name) for name in names]
+    if ablations:
+        specs += [
+            (label, "LLMEMF", overrides)
+            for label, overrides in ABLATIONS.items()
+            if label not in names and (overrides or "LLMEMF" not in names)  # LLMEMF is the full one
+        ]
+    return specs
+
+
+def _spec(label: str) -> tuple[str, str, dict]:
+    if label in ABLATIONS:
+        return label, "LLMEMF", ABLATIONS[label]
+    if label.endswith(INDOMAIN):
+        return label, label[: -len(INDOMAIN)], {"train_in_target_domain": True}
+    return label, label, {}
+
+
+def model_config(shared: dict, per_model: dict, label: str, model: str, overrides: dict) -> dict:
+    """``shared`` (SHARED with global --set), then the spec's switches, then ``Model.key`` and
+    ``label.key`` values from --set, the most specific last."""
+    return {**shared, **overrides, **per_model.get(model, {}), **per_model.get(label, {})}
+
+
+def parse_set(pairs: Sequence[str]) -> tuple[dict, dict]:
+    """``KEY=VALUE`` for every model and ``MODEL.KEY=VALUE`` for one model or label."""
+    import yaml
+
+    config, per_model = {}, {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"llmemf-bench: --set expects KEY=VALUE, got {pair!r}")
+        model, dot, model_key = key.rpartition(".")
+        target = per_model.setdefault(model, {}) if dot else config
+        target[model_key if dot else key] = yaml.safe_load(value)
+    return config, per_model
+
+
+def config_line(args) -> str:
+    """One line: the hyper-parameters every model shares and the per-model exceptions."""
+    everyone, per_model = parse_set(args.set)
+    shared = {**SHARED, **everyone, **({"epochs": args.epochs} if args.epochs is not None else {})}
+    text = "Every model: " + ", ".join(f"{k}={v}" for k, v in shared.items())
+    exceptions = [f"{m}.{k}={v}" for m, values in per_model.items() for k, v in values.items()]
+    return text + ("; per model: " + ", ".join(exceptions) if exceptions else "") + "."

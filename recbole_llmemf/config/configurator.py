@@ -1,0 +1,71 @@
+"""The plugin's yaml files in RecBole's Config: LLMEMF's model defaults
+(``properties/model/LLMEMF.yaml``), a dataset's own yaml, and the evaluation protocol
+(``properties/protocol/``) that every model of a run receives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from recbole.config import Config
+from recbole.utils import ModelType
+
+PROPERTIES = resources.files("recbole_llmemf.properties")
+
+
+def load_our_yaml_files(original: Callable, config: Config, model, model_class, dataset) -> None:
+    """After RecBole's internal yaml (overall, model, sequential.yaml), load ours, so that our model
+    defaults, dataset keys and evaluation protocol win over RecBole's while external config still wins."""
+    original(config, model, model_class, dataset)
+    model_yaml = PROPERTIES / "model" / f"{model}.yaml"
+    if model_yaml.is_file():
+        config._update_internal_config_dict(str(model_yaml))
+    for dataset_yaml in dataset_yaml_files(config, dataset):
+        keys = config._update_internal_config_dict(str(dataset_yaml)) or {}
+        config.parameters["Dataset"] += [k for k in keys if k not in config.parameters["Dataset"]]
+    protocol = config.external_config_dict.get(
+        "protocol", config.internal_config_dict.get("protocol")
+    )
+    if protocol is not None:
+        config._update_internal_config_dict(str(PROPERTIES / "protocol" / "common.yaml"))
+        config._update_internal_config_dict(str(protocol_yaml(protocol)))
+    train_ce_models_without_negatives(config)
+
+
+def train_ce_models_without_negatives(config: Config) -> None:
+    """RecBole's overall.yaml samples training negatives, which its own Config then rejects for
+    sequential models with ``loss_type: CE`` (SASRec, GRU4Rec, ...; configurator.py L341-352)."""
+    internal = config.internal_config_dict
+    sequential = internal.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+    loss_type = config.external_config_dict.get("loss_type", internal.get("loss_type"))
+    if (
+        sequential
+        and loss_type == "CE"
+        and "train_neg_sample_args" not in config.external_config_dict
+    ):
+        internal["train_neg_sample_args"] = None
+
+
+def dataset_yaml_files(config: Config, dataset: str) -> list[Path]:
+    """The dataset's yaml shipped in properties/dataset/, then one beside its atomic files."""
+    data_path = (
+        config.external_config_dict.get("data_path") or config.internal_config_dict["data_path"]
+    )
+    candidates = [
+        PROPERTIES / "dataset" / f"{dataset}.yaml",
+        Path(data_path) / dataset / f"{dataset}.yaml",
+    ]
+    return [Path(str(path)) for path in candidates if path.is_file()]
+
+
+def protocol_yaml(protocol: str) -> Path:
+    path = PROPERTIES / "protocol" / f"{protocol}.yaml"
+    if not path.is_file():
+        available = sorted(
+            p.name[: -len(".yaml")]
+            for p in (PROPERTIES / "protocol").iterdir()
+            if p.name.endswith(".yaml") and p.name != "common.yaml"
+        )
+        raise ValueError(f"Unknown protocol '{protocol}'. Available: {', '.join(available)}.")
+    return Path(str(path))

@@ -1,0 +1,350 @@
+"""LLM-EMF: LLM-Enhanced Multimodal Fusion for Cross-Domain Sequential Recommendation.
+
+Reference: Wu et al., "LLM-Enhanced Multimodal Fusion for Cross-Domain Sequential Recommendation",
+Expert Systems with Applications, 2026. No reference code was released; section and equation numbers
+below are the paper's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
+from recbole_llmemf.data.domains import item_domains
+from recbole_llmemf.data.training_data import NEXT_ITEMS
+
+MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
+
+
+class SequenceEncoder(nn.Module):
+    """Positional embedding + self-attention over a batch of sequences (Eq. 2, 4)."""
+
+    def __init__(self, config, max_seq_length: int):
+        super().__init__()
+        hidden_size = config["hidden_size"]
+        self.position_embedding = nn.Embedding(max_seq_length, hidden_size)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=config["layer_norm_eps"])
+        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+        self.encoder = TransformerEncoder(
+            n_layers=config["n_layers"],
+            n_heads=config["n_heads"],
+            hidden_size=hidden_size,
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
+        )
+
+    def forward(
+        self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor
+    ):
+        """``[N L H]`` embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
+        hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
+        return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+
+class LLMEMF(SequentialRecommender):
+    r"""LLM-EMF scores the next item from 3 sequences x 3 modalities = 9 attention representations.
+
+    Item matrices (§3.4): a learnable ID embedding and frozen image / text vectors (CLIP; text is
+    the LLM-enriched title). From the merged history the model derives the X-only and Y-only
+    sub-sequences (§3.1), encodes each sequence in each modality (Eq. 2), scores items by cosine
+    (Eq. 3, 5-7) and
+    fuses modalities as ``P = P_id + alpha * P_img + beta * P_txt`` (Eq. 8). Training sums the
+    cross-entropy of the merged, own-domain and other-domain scores (Eq. 9-10); evaluation ranks the
+    target domain's items by ``P_T + lambda * (P_S + P_Z)`` (Eq. 11-12).
+
+    NOTE: departures where the paper is silent or under-specified:
+        - One encoder per modality, shared by the three sequences; the X-only and Y-only sequences
+          are encoded together through a domain attention mask (see :meth:`domain_views`).
+        - The frozen vectors enter through a trainable linear adaptor, and a linear head maps the
+          representation back to the frozen space for the cosine (Eq. 3 compares with the frozen
+          matrix itself).
+        - Cosine logits are divided by ``temperature`` in the loss (UniSRec's practice); without it
+          cross-entropy over cosines in [-1, 1] barely trains.
+        - Losses and scores are restricted to the target item's domain (Eq. 12 ranks within T only).
+        - An item without an image or text enters sequences as a learned "missing" vector and
+          scores 0 for that modality; an empty sub-sequence has a zero representation (flat scores).
+        - Training reads each sequence once with a target at every position (``train_per_position``,
+          training_data.py): the pairs of RecBole's prefix rows, the loss their mean.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.hidden_size = config["hidden_size"]  # d, width of E_id and of every encoder (§3.4)
+        self.initializer_range = config["initializer_range"]
+        self.image_weight = config["image_weight"]  # alpha, Eq. 8
+        self.text_weight = config["text_weight"]  # beta, Eq. 8
+        self.temperature = config["temperature"]
+        self.own_domain_loss_weight = config["own_domain_loss_weight"]  # lambda_X, Eq. 10
+        self.other_domain_loss_weight = config["other_domain_loss_weight"]  # lambda_Y, Eq. 10
+        self.eval_weight = config["eval_weight"]  # lambda, Eq. 11
+        self.modalities = ["id"] + [m for m in MODALITIES if config[f"use_{m}"]]
+        self.modality_weight = {"id": 1.0, "image": self.image_weight, "text": self.text_weight}
+
+        item_domain, self.domain_names = item_domains(dataset, config["domain_field"])
+        if len(self.domain_names) != 2:
+            raise ValueError(f"LLMEMF needs exactly 2 domains, got {self.domain_names}")
+        self.register_buffer("item_domain", item_domain, persistent=False)  # [n_items], pad -1
+        position_in_domain = torch.full_like(item_domain, -1)  # column of each item in its domain
+        for domain in range(2):
+            items = torch.nonzero(item_domain == domain).squeeze(1)
+            position_in_domain[items] = torch.arange(len(items))
+            self.register_buffer(f"domain_{domain}_items", items, persistent=False)
+        self.register_buffer("position_in_domain", position_in_domain, persistent=False)
+        # sequences read per view (X and Y the domain view), and the loss terms per target domain
+        self.register_buffer("view_of_sequence", torch.tensor([1, 1, 0]), persistent=False)
+        loss_sequences = torch.tensor([[MERGED, 0, 1], [MERGED, 1, 0]])  # merged, own, other
+        self.register_buffer("loss_sequences", loss_sequences, persistent=False)
+        self._eval_item_rows = None
+
+        self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)  # E_id
+        self.adaptor = nn.ModuleDict()
+        self.head = nn.ModuleDict()
+        self.missing_embedding = nn.ParameterDict()
+        for modality in self.modalities[1:]:
+            matrix, has_vector = load_item_matrix(dataset, modality)
+            # Frozen CLIP matrices (§3.4 1-2): buffers, normalised once, rebuilt from the dataset on
+            # reload, so they follow .to(device) yet stay out of the optimizer and the checkpoint.
+            self.register_buffer(
+                f"{modality}_matrix", F.normalize(matrix, dim=-1), persistent=False
+            )
+            self.register_buffer(f"has_{modality}", has_vector, persistent=False)
+            self.adaptor[modality] = nn.Linear(matrix.shape[1], self.hidden_size)
+            self.head[modality] = nn.Linear(self.hidden_size, matrix.shape[1])
+            self.missing_embedding[modality] = nn.Parameter(torch.zeros(self.hidden_size))
+        self.encoder = nn.ModuleDict(
+            {m: SequenceEncoder(config, self.max_seq_length) for m in self.modalities}
+        )
+        self.apply(self._init_weights)
+        for parameter in self.missing_embedding.values():
+            nn.init.normal_(parameter, std=self.initializer_range)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def domain_views(self, item_seq: torch.Tensor):
+        """Position ids, attention masks and, per position, where each sequence's output is read.
+
+        The X-only and Y-only sequences (§3.1) are not packed into tensors of their own: in one
+        "domain" view of the merged sequence, each item attends only to earlier items of its own
+        domain and takes its rank within that domain as position. Every layer works per item apart
+        from attention, so the output at the last X item up to position t equals the encoding of
+        the X-only sequence of the history up to t, and X and Y share one encoder call: 6 encoder
+        passes for the 9 representations, not 9. Both views are causal, so position t sees the
+        items up to t only, as the prefix ending at t would.
+
+        Returns:
+            ``positions [2B L]``, ``attention_mask [2B 1 L L]`` (merged view first, then the domain
+            view) and ``last [3 B L]``: for the history up to each position t, the position of its
+            last X item, its last Y item (-1 where it has none) and of its last item, t.
+        """
+        domain = self.item_domain[item_seq]  # [B L], -1 on padding
+        steps = torch.arange(item_seq.size(1), device=item_seq.device)
+        same_domain = domain.unsqueeze(2) == domain.unsqueeze(1)  # [B L L]
+        causal = steps.unsqueeze(1) >= steps.unsqueeze(0)  # [L L]
+        domain_mask = same_domain & causal & (domain >= 0).unsqueeze(1)
+        domain_mask = torch.where(domain_mask, 0.0, -10000.0).unsqueeze(1)  # RecBole's convention
+        one_hot = F.one_hot(domain.clamp(min=0), 2) * (domain >= 0).unsqueeze(-1)  # [B L 2]
+        rank = (one_hot.cumsum(1) * one_hot).sum(-1) - 1  # position within the own domain
+        positions = torch.cat([steps.expand_as(item_seq), rank.clamp(min=0)])
+        attention_mask = torch.cat([self.get_attention_mask(item_seq), domain_mask])
+        in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1)  # [B L 2]
+        last_in_domain = in_domain.cummax(1).values.permute(2, 0, 1)  # [2 B L]
+        last = torch.cat([last_in_domain, steps.expand_as(item_seq).unsqueeze(0)])
+        return positions, attention_mask, last
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """The nine representations of each whole sequence.
+
+        Returns:
+            ``[3 sequences, n_modalities, B, H]``, sequences ordered X-only, Y-only, merged; an
+            empty sub-sequence has a zero representation.
+        """
+        rows = torch.arange(len(item_seq), device=item_seq.device)
+        return self.representations(item_seq, rows, item_seq_len - 1)
+
+    def representations(
+        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
+    ) -> torch.Tensor:
+        """The nine representations of the histories ``item_seq[rows, : steps + 1]``.
+
+        Args:
+            item_seq: ``[B L]``, each sequence encoded once however many histories it gives.
+            rows, steps: ``[P]``, the sequence and the last position of each history.
+
+        Returns:
+            ``[3, n_modalities, P, H]`` as :meth:`forward`.
+        """
+        positions, attention_mask, last = self.domain_views(item_seq)
+        last = last[:, rows, steps]  # [3 P]
+        view = self.view_of_sequence[:, None]  # X and Y read the domain view
+        reps = []
+        for modality in self.modalities:
+            item_emb = self.embed_items(item_seq, modality).repeat(2, 1, 1)  # merged, domain view
+            output = self.encoder[modality](item_emb, positions, attention_mask)
+            output = output.unflatten(0, (2, -1))  # [2 B L H]
+            rep = output[view, rows[None, :], last.clamp(min=0)]  # [3 P H]
+            reps.append(rep * (last >= 0).unsqueeze(-1))
+        return torch.stack(reps, dim=1)  # [3 M P H]
+
+    def embed_items(self, items: torch.Tensor, modality: str) -> torch.Tensor:
+        if modality == "id":
+            return self.item_embedding(items)
+        vectors = self.adaptor[modality](getattr(self, f"{modality}_matrix")[items])
+        has_vector = getattr(self, f"has_{modality}")[items].unsqueeze(-1)
+        return torch.where(has_vector, vectors, self.missing_embedding[modality])
+
+    def fused_queries(self, reps: torch.Tensor) -> torch.Tensor:
+        """Queries whose dot product with :meth:`fused_items` is the fused cosine of Eq. 8.
+
+        ``cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|`` for a frozen modality: dividing the
+        query by its norm and appending ``1 / norm`` folds the norm, the weight alpha or beta and
+        the head's bias into one matmul over all modalities, so no score matrix is built per
+        modality. An empty sub-sequence (zero rep) scores 0 on every item in every modality.
+
+        Args:
+            reps: ``[3, M, B, H]`` from :meth:`forward`.
+
+        Returns:
+            ``[3, B, K]`` with ``K = H + (M - 1) * (H + 1)``.
+        """
+        parts = []
+        for index, modality in enumerate(self.modalities):
+            query, weight = reps[:, index], self.modality_weight[modality]
+            if modality == "id":
+                parts.append(weight * F.normalize(query, dim=-1))
+                continue
+            # the norm in float32: under mixed precision a float16 norm underflows to 0
+            norm = self.head[modality](query).float().norm(dim=-1, keepdim=True)
+            present = query.ne(0).any(dim=-1, keepdim=True)
+            scale = weight * present / norm.clamp_min(1e-12)
+            parts += [scale * query, scale]
+        return torch.cat(parts, dim=-1)
+
+    def fused_items(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item rows matching :meth:`fused_queries`: ``[n_items, K]``, or ``[B, K]`` for ``items``.
+
+        The frozen rows are projected to the hidden width (``e W`` and ``e . b``) rather than the
+        queries lifted to the frozen width: ``n_items * D * H`` against ``3 * B * D * n_items``.
+        Items without a vector have zero rows, so they score 0 in that modality.
+        """
+        parts = []
+        for modality in self.modalities:
+            if modality == "id":
+                weight = self.item_embedding.weight if items is None else self.item_embedding(items)
+                parts.append(F.normalize(weight, dim=-1))
+                continue
+            matrix = getattr(self, f"{modality}_matrix")
+            matrix = matrix if items is None else matrix[items]
+            head = self.head[modality]
+            parts += [matrix @ head.weight, (matrix @ head.bias).unsqueeze(-1)]
+        return torch.cat(parts, dim=-1)
+
+    def scores(self, reps: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused cosine scores ``P_id + alpha * P_img + beta * P_txt`` (Eq. 3, 5-8).
+
+        Args:
+            reps: ``[3, M, B, H]`` from :meth:`forward`.
+            items: ``None`` to score every item, or ``[B]`` to score one item per row.
+
+        Returns:
+            ``[3, B, n_items]`` or ``[3, B]``.
+        """
+        queries = self.fused_queries(reps)
+        if items is None:
+            return queries @ self.fused_items().T
+        return (queries * self.fused_items(items)).sum(-1)
+
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        if NEXT_ITEMS in interaction:  # per-position rows (training_data.py), 0: no pair there
+            targets = interaction[NEXT_ITEMS]  # [B L]
+        else:  # one prefix row per pair, its target after the last position
+            targets = torch.zeros_like(item_seq)
+            rows = torch.arange(len(item_seq), device=item_seq.device)
+            targets[rows, interaction[self.ITEM_SEQ_LEN] - 1] = interaction[self.POS_ITEM_ID]
+        # Pairs are scored against their target's domain only (Eq. 12), which halves the logits;
+        # they are gathered domain by domain, so each domain's queries are one slice.
+        pairs = [torch.nonzero(self.item_domain[targets] == d, as_tuple=True) for d in range(2)]
+        rows, steps = (torch.cat(index) for index in zip(*pairs))  # [P]
+        reps = self.representations(item_seq, rows, steps)  # [3 M P H]
+        queries = self.fused_queries(reps) / self.temperature  # [3 P K]
+        by_domain = queries.split([len(index[0]) for index in pairs], dim=1)
+        summed = queries.new_zeros(3)
+        for domain, item_rows in enumerate(self.domain_item_rows()):
+            queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
+            logits = queries_d @ item_rows.T  # [3 P_d n_d]
+            column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
+            loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
+            summed = summed + loss.view(3, -1).sum(1)
+        loss_merged, loss_own, loss_other = summed / len(rows)  # mean over pairs
+        # a tuple, so that RecBole's trainer logs each term of Eq. 10
+        return (
+            loss_merged,
+            self.own_domain_loss_weight * loss_own,
+            self.other_domain_loss_weight * loss_other,
+        )
+
+    def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
+        """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
+
+        Linear in the scores, so it applies to :meth:`fused_queries` as well.
+        """
+        rows = torch.arange(scores.shape[1], device=scores.device)
+        own, other = scores[target_domain, rows], scores[1 - target_domain, rows]
+        return own + self.eval_weight * (other + scores[MERGED])
+
+    def domain_item_rows(self) -> list[torch.Tensor]:
+        """:meth:`fused_items` of each domain's items, ``[n_d, K]`` per domain.
+
+        While evaluating they are computed once per set of weights. The cache is keyed on each
+        parameter's storage and version counter: every in-place update (optimizer step,
+        ``load_state_dict``) bumps the version and ``.to(device)`` moves the storage, so it cannot
+        go stale.
+        """
+        if self.training or torch.is_grad_enabled():
+            return self._split_by_domain(self.fused_items())
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._eval_item_rows is None or self._eval_item_rows[0] != key:
+            self._eval_item_rows = (key, self._split_by_domain(self.fused_items()))
+        return self._eval_item_rows[1]
+
+    def _split_by_domain(self, item_rows: torch.Tensor) -> list[torch.Tensor]:
+        return [item_rows[getattr(self, f"domain_{domain}_items")] for domain in range(2)]
+
+    def predict(self, interaction):
+        """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
+        reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        items = interaction[self.ITEM_ID]
+        return self.fuse_for_target(self.scores(reps, items), self.item_domain[items])  # [B]
+
+    def full_sort_predict(self, interaction):
+        reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
+        query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
+        scores = query.new_empty(len(query), self.n_items)
+        # Each row is scored against its target domain's items only, -inf elsewhere (Eq. 12).
+        for domain, item_rows in enumerate(self.domain_item_rows()):
+            rows = torch.nonzero(target_domain == domain).squeeze(1)
+            in_domain = query[rows] @ item_rows.T  # [B_d n_d]
+            block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
+            block.index_copy_(1, getattr(self, f"domain_{domain}_items"), in_domain)
+            if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time
+                return block
+            scores.index_copy_(0, rows, block)
+        return scores
