@@ -24,8 +24,7 @@ class TieEvaluator(Evaluator):
     """RecBole's evaluator with the tie-expected classes of metrics.py under RecBole's names."""
 
     def __init__(self, config):
-        self.config = config
-        self.metrics = [metric.lower() for metric in config["metrics"]]
+        super().__init__(config)
         self.metric_class = {name: expected_metric_class(name)(config) for name in self.metrics}
 
 
