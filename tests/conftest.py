@@ -4,6 +4,7 @@ tokenizers, and saved with ``save_pretrained``, so the real ``from_pretrained`` 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,11 @@ import pytest
 
 import recbole_llmemf  # noqa: F401  registers LLMEMF before any test builds a Config
 from recbole_llmemf.dataset_tools.synthetic import SyntheticSpec, generate
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: one torch thread each
+    import torch
+
+    torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_SPEC = SyntheticSpec(
