@@ -42,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--set",
         nargs="*",
+        action="extend",  # --set a=1 --set b=2 keeps both
         default=[],
         metavar="KEY=VALUE",
-        help="extra config for every model, e.g. --set hidden_size=64",
+        help="extra config for every model, e.g. --set hidden_size=64 (repeatable); "
+        "MODEL.KEY=VALUE for one model or label",
     )
     parser.add_argument("--out", default="results", help="output folder (default: %(default)s)")
     parser.add_argument("--name", help="file stem (default: <dataset>-<protocol>)")

@@ -162,3 +162,8 @@ def test_commands_silence_exactly_recboles_known_warnings():
         *((message, category) for message, category, _ in UPSTREAM_WARNINGS),
         ("other", FutureWarning),
     ]
+
+
+def test_bench_set_is_repeatable():
+    args = bench.build_parser().parse_args(["--dataset=d", "--set", "a=1", "--set", "b=2", "c=3"])
+    assert args.set == ["a=1", "b=2", "c=3"]
