@@ -239,6 +239,19 @@ def test_sampled_scores_from_full_sort_equal_recbole_predict_path(
     assert fast == pytest.approx(slow, abs=1e-4)
 
 
+def test_nan_target_score_is_an_error_naming_model_and_case(tiny_dataset, monkeypatch):
+    config = Config(model="SASRec", dataset="tiny", config_dict=tiny_dataset.config)
+    _, _, test_data = data_preparation(config, create_dataset(config))
+    model = get_model("SASRec")(config, test_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
+    real = type(model).full_sort_predict
+    monkeypatch.setattr(
+        type(model), "full_sort_predict", lambda self, batch: real(self, batch) * float("nan")
+    )
+    with pytest.raises(ValueError, match=r"SASRec scored the target of \d+ test case\(s\) NaN"):
+        trainer.evaluate(test_data, load_best_model=False)
+
+
 def test_counted_mean_ranks_equal_recbole_sorted_ranks(tiny_dataset):
     """Ties, several positives per row, masked (-inf) items: the same rec.meanrank and rec.topk."""
     config = Config(

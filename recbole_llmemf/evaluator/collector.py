@@ -52,6 +52,7 @@ class TieCollector(Collector):
                 setattr(self.register, key, True)
         if not counted:
             return
+        refuse_nan_targets(self.config, interaction, scores_tensor, positive_u, positive_i)
         higher, equal = tie_counts(scores_tensor, positive_u, positive_i)
         positive_u = positive_u.to(scores_tensor.device)
         positives = torch.bincount(positive_u, minlength=len(scores_tensor))
@@ -73,6 +74,19 @@ class TieCollector(Collector):
             del self.data_struct[TIES]
         self._case_ids = []
         return struct
+
+
+def refuse_nan_targets(config, interaction, scores, positive_u, positive_i) -> None:
+    """A NaN target score has no rank (every comparison with it is False, so it would count as
+    ranked first among ties with nothing): an error naming the model and the case."""
+    target = scores[positive_u.to(scores.device), positive_i.to(scores.device)]
+    bad = torch.nonzero(torch.isnan(target)).flatten()
+    if len(bad):
+        user, item = case_ids(config, interaction, scores, positive_u, positive_i)[bad[0]].tolist()
+        raise ValueError(
+            f"{config['model']} scored the target of {len(bad)} test case(s) NaN, the first: user "
+            f"id {user}, target item id {item}; a NaN score has no rank"
+        )
 
 
 def case_ids(config, interaction, scores, positive_u, positive_i) -> torch.Tensor:
