@@ -327,6 +327,20 @@ def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tm
     assert runs[0]["status"] == "failed" and "hidden_size" in runs[0]["error"]
 
 
+def test_retest_of_a_run_validated_every_second_epoch(tiny_dataset, tmp_path):
+    """With eval_step 2 the best checkpoint is of epoch 2, validation 1: not a run gone on."""
+    options = ["--models=SASRec", "--seeds=5", "--epochs=2"]
+    assert bench(tiny_dataset, tmp_path, *options, sets=["eval_step=2"]) == 0
+    five_negatives = tmp_path / "uni5.yaml"  # the tiny domains have 18 items
+    five_negatives.write_text(yaml.safe_dump({"eval_args": SAMPLED_5["eval_args"]}))
+    sampled = ["--protocol=sampled999", f"--config-files={five_negatives}"]
+    retest = [*options, *sampled, "--retest-from=tiny-full", "--name=retest"]
+    assert bench(tiny_dataset, tmp_path, *retest, sets=["eval_step=2"]) == 0
+    (run,) = json.loads((tmp_path / "retest.json").read_text())["runs"]
+    assert run["status"] == "ok", run["error"]
+    assert len(run["valid_scores"]) == 1 and len(run["epoch_seconds"]) == 2
+
+
 def test_resumed_retest_reads_rows_back_without_checkpoints_until_their_run_goes_on(
     tiny_dataset, tmp_path
 ):

@@ -179,7 +179,9 @@ def checkpoint_moved_on(checkpoint: Path, trained: Run) -> str:
 
     if not trained.valid_scores:
         return ""
-    best = best_epoch_index(trained.valid_scores)
+    # RecBole validates after every eval_step-th epoch: validation i follows epoch (i+1)*step - 1
+    step = int(trained.config.get("eval_step", 1))
+    best = (best_epoch_index(trained.valid_scores) + 1) * step - 1
     saved = load_checkpoint(str(checkpoint), map_location="cpu")
     if saved["epoch"] == best:
         return ""
