@@ -327,6 +327,22 @@ def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tm
     assert runs[0]["status"] == "failed" and "hidden_size" in runs[0]["error"]
 
 
+def test_read_back_run_leaves_no_resume_checkpoint_and_no_stale_temporary_files(
+    tiny_dataset, tmp_path
+):
+    """A run killed after its row was written keeps ``-last.pth``, and a writer killed mid-write
+    its ``<file>.<random>.tmp``: the next --resume that reads the row back removes both."""
+    options = ["--models=BPR", "--seeds=5", "--resume"]
+    assert bench(tiny_dataset, tmp_path, *options) == 0
+    last = tmp_path / "checkpoints" / "tiny-full" / "BPR-seed5-last.pth"
+    last.write_bytes(b"left by a kill")
+    stale = tmp_path / "tiny-full.png.k1ll3d.tmp"
+    stale.write_bytes(b"")
+    assert bench(tiny_dataset, tmp_path, *options) == 0
+    assert not last.exists() and not stale.exists()
+    assert (tmp_path / "tiny-full.png").is_file()
+
+
 def test_retest_of_a_run_validated_every_second_epoch(tiny_dataset, tmp_path):
     """With eval_step 2 the best checkpoint is of epoch 2, validation 1: not a run gone on."""
     options = ["--models=SASRec", "--seeds=5", "--epochs=2"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import sys
@@ -140,7 +141,34 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
 
 def run(args: argparse.Namespace, command: str) -> int:
     """``llmemf-bench`` (its arguments: llmemf_cli/bench.py); ``command`` is recorded per run."""
-    everyone, per_model = parse_set(args.set)
+    base = base_config(args)
+    stem = args.name or f"{args.dataset}-{args.protocol}"
+    finished = finished_runs(Path(args.out), stem, args.dataset) if args.resume else {}
+    trained = (
+        finished_runs(Path(args.out), args.retest_from, args.dataset) if args.retest_from else {}
+    )
+    _, per_model = parse_set(args.set)
+    runs = []
+    with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for label, model, overrides in model_specs(args.models, args.ablations):
+                config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
+                row = one_row(args, command, stem, (label, model, config), finished, trained)
+                if row is None:
+                    continue
+                print(f"[llmemf-bench] {label} seed {seed}: {row.status} {row.error}", flush=True)
+                runs.append(row)
+                write_results(args, runs)  # after each run: a crash loses no result
+                # the JSON holds it now; a budget-stopped run keeps the checkpoint to go on from
+                if row.status == "ok" and not row.budget_stopped:
+                    checkpoint_plan(args, stem, label, seed).last.unlink(missing_ok=True)
+    print(markdown(aggregate(runs), runs, domains_of(runs), f"## {args.dataset} ({args.protocol})"))
+    return 0 if any(run.status == "ok" for run in runs) else 1
+
+
+def base_config(args: argparse.Namespace) -> dict:
+    """The config every model of this benchmark starts from."""
+    everyone, _ = parse_set(args.set)
     base = {
         **SHARED,
         "data_path": args.data_path,
@@ -150,46 +178,34 @@ def run(args: argparse.Namespace, command: str) -> int:
     }
     if args.epochs is not None:
         base["epochs"] = args.epochs
-    stem = args.name or f"{args.dataset}-{args.protocol}"
-    finished = finished_runs(Path(args.out), stem, args.dataset) if args.resume else {}
-    trained = (
-        finished_runs(Path(args.out), args.retest_from, args.dataset) if args.retest_from else {}
-    )
-    runs = []
-    with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            for label, model, overrides in model_specs(args.models, args.ablations):
-                config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
-                run = read_back(finished, label, model, args.dataset, config, args.config_files)
-                if run is not None and goes_on(run, args, trained.get((label, seed))):
-                    run = None
-                plan = None
-                if run is not None:
-                    print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
-                elif args.retest_from and (label, seed) not in trained:
-                    print(
-                        f"[llmemf-bench] {label} seed {seed}: left out, not finished in "
-                        f"{args.retest_from}",
-                        flush=True,
-                    )
-                    continue
-                elif args.retest_from:
-                    print(f"[llmemf-bench] {label} seed {seed}: test only", flush=True)
-                    run = retest_one(label, model, args, config, trained[(label, seed)])
-                    run.command = command
-                else:
-                    print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
-                    plan = checkpoint_plan(args, stem, label, seed)
-                    run = run_one(label, model, args.dataset, config, args.config_files, plan)
-                    run.time_budget, run.command = args.time_budget, command
-                print(f"[llmemf-bench] {label} seed {seed}: {run.status} {run.error}", flush=True)
-                runs.append(run)
-                write_results(args, runs)  # after each run: a crash loses no result
-                # the JSON holds it now; a budget-stopped run keeps the checkpoint to go on from
-                if run.status == "ok" and plan is not None and not run.budget_stopped:
-                    plan.last.unlink(missing_ok=True)
-    print(markdown(aggregate(runs), runs, domains_of(runs), f"## {args.dataset} ({args.protocol})"))
-    return 0 if any(run.status == "ok" for run in runs) else 1
+    return base
+
+
+def one_row(args, command: str, stem: str, spec: tuple, finished: dict, trained: dict):
+    """The row of ``spec`` (label, model, config): read back, retested, trained, or ``None``
+    where a retest's source has no finished run of it."""
+    label, model, config = spec
+    seed = config["seed"]
+    run = read_back(finished, label, model, args.dataset, config, args.config_files)
+    if run is not None and not goes_on(run, args, trained.get((label, seed))):
+        print(f"[llmemf-bench] {label} seed {seed}: read back", flush=True)
+        return run
+    if args.retest_from and (label, seed) not in trained:
+        print(
+            f"[llmemf-bench] {label} seed {seed}: left out, not finished in {args.retest_from}",
+            flush=True,
+        )
+        return None
+    if args.retest_from:
+        print(f"[llmemf-bench] {label} seed {seed}: test only", flush=True)
+        run = retest_one(label, model, args, config, trained[(label, seed)])
+    else:
+        print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
+        plan = checkpoint_plan(args, stem, label, seed)
+        run = run_one(label, model, args.dataset, config, args.config_files, plan)
+        run.time_budget = args.time_budget
+    run.command = command
+    return run
 
 
 def checkpoint_plan(args, stem: str, label: str, seed: int) -> Plan:
@@ -254,6 +270,10 @@ def write_results(args, runs: list[Run]) -> None:
     stem = args.name or f"{args.dataset}-{args.protocol}"
     out.mkdir(parents=True, exist_ok=True)
     with locked(out / f".{stem}.lock"):
+        # a writer killed mid-write leaves its temporary file; every writer of the stem holds the
+        # lock, so none of these is being written now
+        for leftover in out.glob(f"{glob.escape(stem)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
         if args.resume:
             runs = merged(finished_runs(out, stem, args.dataset), runs)
         write_files(out, stem, runs, args.dataset, args.protocol, config_line(args))
