@@ -68,6 +68,44 @@ def test_missing_field_is_an_error_not_a_mean_timestamp(tiny_dataset):
     assert sorted(times)[-2] < 1_600_000_100 < max(times)
 
 
+@pytest.mark.parametrize("suffix", ["inter", "item", "itememb_txt"])
+def test_a_byte_that_is_not_utf8_names_file_and_line_in_check_and_training(
+    suffix, tiny_dataset, capsys
+):
+    path = tiny_dataset.data_path / "tiny" / f"tiny.{suffix}"
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b"\t", b"\xff\t", 1)  # a Latin-1 byte before the first tab
+    path.write_bytes(b"\n".join(lines))
+    where = re.escape(f"{path}:4: not utf-8 text (byte 0xff at character ")
+    assert check_cli.main([str(path.parent)]) == 1
+    assert re.search(where, "".join(capsys.readouterr()))
+    with pytest.raises(DataError, match=where):
+        build(tiny_dataset, "LLMEMF")
+
+
+def test_a_field_longer_than_recboles_reader_takes_is_an_error(tiny_dataset, capsys):
+    path = tiny_dataset.data_path / "tiny" / "tiny.item"
+    lines = path.read_text().splitlines()
+    token, domain, _ = lines[2].split("\t")
+    lines[2] = f"{token}\t{domain}\t{'x' * 131_073}"  # a title past csv.field_size_limit()
+    rewrite(path, lines)
+    message = f"{path}:3: field 'title' has 131,073 characters, more than the 131,072"
+    assert check_cli.main([str(path.parent)]) == 1
+    assert message in "".join(capsys.readouterr())
+    with pytest.raises(DataError, match=re.escape(message)):
+        build(tiny_dataset)
+
+
+def test_a_header_only_interaction_file_is_an_error_in_check_and_training(tiny_dataset, capsys):
+    path, lines = inter_lines(tiny_dataset)
+    rewrite(path, lines[:1])
+    message = f"{path}: no rows after the header"
+    assert check_cli.main([str(path.parent)]) == 1
+    assert message in "".join(capsys.readouterr())
+    with pytest.raises(DataError, match=re.escape(message)):
+        build(tiny_dataset)
+
+
 def test_non_numeric_timestamp_names_file_and_line(tiny_dataset):
     path, lines = inter_lines(tiny_dataset)
     user, item, _ = lines[6].split("\t")

@@ -139,10 +139,10 @@ def _read_text(path: str, known_items: set[str] | None) -> ItemVectors:
     tokens: list[str] = []
     rows: list[np.ndarray] = []
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as file:
-        _check_header(path, file.readline())
-        for lineno, line in enumerate(file, start=2):
-            line = line.rstrip("\n")
+    with open(path, "rb") as file:  # bytes: a line that does not decode names its line
+        _check_header(path, _decoded(path, 1, file.readline()))
+        for lineno, raw in enumerate(file, start=2):
+            line = _decoded(path, lineno, raw).rstrip("\n")
             if not line:
                 continue
             token, _, values = line.partition("\t")
@@ -157,6 +157,16 @@ def _read_text(path: str, known_items: set[str] | None) -> ItemVectors:
     if not rows:
         raise FeatureFileError(f"{path}: no vectors after the header")
     return ItemVectors(path, tokens, np.stack(rows))
+
+
+def _decoded(path: str, lineno: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FeatureFileError(
+            f"{path}:{lineno}: not utf-8 text (byte {raw[error.start]:#04x} at character "
+            f"{error.start + 1})"
+        ) from None
 
 
 def _check_header(path: str, header: str) -> None:

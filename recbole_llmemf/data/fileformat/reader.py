@@ -21,6 +21,7 @@ PANDAS_NA = frozenset(
     ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 )  # fmt: skip
+FIELD_LIMIT = 131_072  # csv.field_size_limit(): RecBole's pandas reader (engine="python") uses csv
 PROBLEMS_SHOWN = 5  # problem lines quoted in one FormatError
 
 
@@ -126,45 +127,63 @@ class _Reader:
         layout = self.layout
         if not path.is_file():
             raise FormatError(f"{path}: file not found")
-        with open(path, encoding=layout.encoding) as file:
-            header = file.readline().rstrip("\r\n").split(layout.field_separator)
-            names, types = [], []
-            for column in header:
-                name, _, kind = column.partition(":")
-                if kind not in FIELD_TYPES:
-                    raise FormatError(
-                        f"{path}:1: field '{column}' needs a type, name:{'|'.join(FIELD_TYPES)}"
-                    )
-                names.append(name)
-                types.append(kind)
-            missing = [column for column in required if column not in names]
-            if missing:
-                raise FormatError(f"{path}:1: header lacks {', '.join(missing)}; got {header}")
-            checked = [
-                (i, name, "float" if name == layout.time else kind)  # times order the cases
-                for i, (name, kind) in enumerate(zip(names, types))
-                if name in required
-                or name == layout.time
-                or (kind in ("token", "float") and layout.loads(source, name))
-            ]
-            for lineno, line in enumerate(file, start=2):
-                line = line.rstrip("\r\n")
+        with open(path, "rb") as file:  # bytes: a line that does not decode is a problem too
+            lines = enumerate(file, start=1)
+            header = self._decoded(path, *next(lines, (1, b"")))
+            if header is None:
+                raise FormatError(self.problems.pop())
+            names, checked = self._columns(path, source, required, header)
+            empty = True
+            for lineno, raw in lines:
+                line = self._decoded(path, lineno, raw)
                 if not line:
-                    continue  # pandas skips blank lines too
+                    continue  # pandas skips blank lines too; an undecodable one is a problem
+                empty = False
                 values = line.split(layout.field_separator)
-                if len(values) != len(names):
-                    self.problems.append(
-                        f"{path}:{lineno}: expected {len(names)} fields, got {len(values)} "
-                        f"(header: {', '.join(names)})"
-                    )
-                    continue
-                for i, name, kind in checked:
-                    problem = _value_problem(values[i], name, kind)
-                    if problem:
-                        self.problems.append(f"{path}:{lineno}: {problem}")
-                        break
+                problem = _line_problem(values, names, checked)
+                if problem:
+                    self.problems.append(f"{path}:{lineno}: {problem}")
                 else:
                     yield lineno, dict(zip(names, values))
+        if empty:
+            self.problems.append(
+                f"{path}: no rows after the header (RecBole would stop with 'Some feat is empty')"
+            )
+
+    def _decoded(self, path: Path, lineno: int, raw: bytes) -> str | None:
+        encoding = self.layout.encoding or "utf-8"  # RecBole's default (overall.yaml)
+        try:
+            return raw.decode(encoding).rstrip("\r\n")
+        except UnicodeDecodeError as error:
+            self.problems.append(
+                f"{path}:{lineno}: not {encoding} text (byte "
+                f"{raw[error.start]:#04x} at character {error.start + 1})"
+            )
+            return None
+
+    def _columns(self, path: Path, source: str, required: Sequence[str], header: str):
+        """The header's field names, and ``(index, name, kind)`` of the fields to check."""
+        layout = self.layout
+        names, types = [], []
+        for column in header.split(layout.field_separator):
+            name, _, kind = column.partition(":")
+            if kind not in FIELD_TYPES:
+                raise FormatError(
+                    f"{path}:1: field '{column}' needs a type, name:{'|'.join(FIELD_TYPES)}"
+                )
+            names.append(name)
+            types.append(kind)
+        missing = [column for column in required if column not in names]
+        if missing:
+            raise FormatError(f"{path}:1: header lacks {', '.join(missing)}; got {names}")
+        checked = [
+            (i, name, "float" if name == layout.time else kind)  # times order the cases
+            for i, (name, kind) in enumerate(zip(names, types))
+            if name in required
+            or name == layout.time
+            or (kind in ("token", "float") and layout.loads(source, name))
+        ]
+        return names, checked
 
     def use(self, items: Sequence[str], path: Path, lineno: int) -> None:
         for item in items:
@@ -184,6 +203,23 @@ class _Reader:
             more = len(self.problems) - PROBLEMS_SHOWN
             tail = [f"(and {more} more problems)"] if more > 0 else []
             raise FormatError("\n".join(self.problems[:PROBLEMS_SHOWN] + tail))
+
+
+def _line_problem(values: list[str], names: list[str], checked: list) -> str:
+    """What RecBole would read wrongly in a line's ``values`` ('' where nothing)."""
+    if len(values) != len(names):
+        return f"expected {len(names)} fields, got {len(values)} (header: {', '.join(names)})"
+    for index, value in enumerate(values):
+        if len(value) > FIELD_LIMIT:
+            return (
+                f"field '{names[index]}' has {len(value):,} characters, more than the "
+                f"{FIELD_LIMIT:,} that RecBole's reader takes (Python's csv.field_size_limit)"
+            )
+    for i, name, kind in checked:
+        problem = _value_problem(values[i], name, kind)
+        if problem:
+            return problem
+    return ""
 
 
 def _value_problem(value: str, name: str, kind: str) -> str:
