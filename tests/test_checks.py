@@ -124,9 +124,20 @@ def test_domains_overlap_and_duplicates():
 def test_ids_must_be_asins_and_listed():
     data = good_data()
     data.items[0] = Item("movie-1", "X")
-    errors = check_data(data).errors
-    assert "1 item ids are not ASINs (10 upper-case letters or digits): movie-1" in errors
-    assert "1 items are used but not listed in the item file: A000000001 (interactions)" in errors
+    report = check_data(data)
+    assert "1 item ids are not ASINs (10 upper-case letters or digits): movie-1" in report.errors
+    assert any(e.startswith("1 history items are not listed in") for e in report.errors)
+    assert any("items that tiny.item does not list" in w for w in report.warnings)
+
+
+def test_check_and_training_agree_on_unlisted_items(tiny_dataset, capsys):
+    """An interaction with an unlisted item: a warning in both (RecBole drops the row); the
+    check passes as training does."""
+    folder = tiny_dataset.data_path / "tiny"
+    with open(folder / "tiny.inter", "a") as file:
+        file.write("u00001\tNOTLISTED1\t1600000999\n")
+    assert check_cli.main([str(folder)]) == 0
+    assert "items that tiny.item does not list" in capsys.readouterr().out
 
 
 def test_shapes_recbole_relies_on():

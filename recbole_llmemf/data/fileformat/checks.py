@@ -63,7 +63,7 @@ def check_items(items: Sequence[Item], domains: Sequence[str], asin: bool = True
 
 
 def unknown_items(data: CrossDomainData) -> tuple[dict[str, str], dict[str, str], int]:
-    """Items used but not listed: ``(as targets or interactions, only in histories, rows)``, each
+    """Items used but not listed: ``(as targets or interactions, in histories, rows)``, each
     item mapped to where it is first used; ``rows`` counts the interactions and cases whose
     target is unknown (RecBole drops those rows, ``filter_inter_by_user_or_item``)."""
     known = {item.token for item in data.items}
@@ -82,14 +82,28 @@ def unknown_items(data: CrossDomainData) -> tuple[dict[str, str], dict[str, str]
             for item in case.history:
                 if item not in known:
                     histories.setdefault(item, data.first_use.get(item, split))
-    return targets, {k: v for k, v in histories.items() if k not in targets}, rows
+    return targets, histories, rows
 
 
-def check_references(data: CrossDomainData) -> list[str]:
-    """Every item of an interaction or a case is listed in the item file."""
-    targets, histories, _ = unknown_items(data)
-    unknown = [f"{item} ({where})" for item, where in {**targets, **histories}.items()]
-    return [_summary("items are used but not listed in the item file", unknown)] if unknown else []
+def check_references(data: CrossDomainData) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of items the item file does not list, as RecBole loading the data
+    would fare: a history item would have no domain (an error); an interaction or target of
+    an unlisted item is a row RecBole drops (a warning)."""
+    targets, histories, rows = unknown_items(data)
+    errors, warnings = [], []
+    if histories:
+        examples = [f"{where}: '{item}'" for item, where in histories.items()]
+        errors.append(
+            _summary(f"history items are not listed in {data.name}.item (no domain)", examples)
+        )
+    if targets:
+        first_item, first_where = next(iter(targets.items()))
+        warnings.append(
+            f"{rows:,} interactions name {len(targets):,} items that {data.name}.item does not "
+            f"list (first: {first_where}: '{first_item}'); RecBole drops these interactions "
+            "(filter_inter_by_user_or_item)"
+        )
+    return errors, warnings
 
 
 def targets_of_test_cases(data: CrossDomainData) -> list[str]:
@@ -247,7 +261,9 @@ def check_data(data: CrossDomainData) -> CheckReport:
     """All checks; errors make the tools refuse to write and ``llmemf-data check`` fail."""
     report = CheckReport()
     report.errors += check_items(data.items, data.domains, asin=data.ids_are_asins)
-    report.errors += check_references(data)
+    errors, warnings = check_references(data)
+    report.errors += errors
+    report.warnings += warnings
     if data.cases:  # the split layout; RecBole splits a plain one itself
         errors, warnings = check_cases(data)
         report.errors += errors
@@ -272,18 +288,7 @@ def loading_report(data: CrossDomainData) -> CheckReport:
     domains without interactions or without test cases.
     """
     report = CheckReport(errors=check_items(data.items, data.domains, asin=False))
-    targets, histories, rows = unknown_items(data)
-    if histories:
-        examples = [f"{where}: '{item}'" for item, where in histories.items()]
-        report.errors.append(
-            _summary(f"history items are not listed in {data.name}.item (no domain)", examples)
-        )
-    if targets:
-        first_item, first_where = next(iter(targets.items()))
-        report.warnings.append(
-            f"{rows:,} interactions name {len(targets):,} items that {data.name}.item does not "
-            f"list (first: {first_where}: '{first_item}'); RecBole drops these interactions "
-            "(filter_inter_by_user_or_item)"
-        )
-    report.warnings += check_domains(data)
+    errors, warnings = check_references(data)
+    report.errors += errors
+    report.warnings += warnings + check_domains(data)
     return report
