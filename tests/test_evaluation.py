@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from recbole_llmemf.evaluator.collector import TieCollector, TieEvaluator
 from recbole_llmemf.trainer import domain_aware as evaluation
 from recbole_llmemf.trainer.domain_aware import DomainAwareEvaluation
 from recbole_llmemf.trainer.mixins import mixed_in
+from recbole_llmemf.utils.errors import DataError
 
 # user -> merged history; X items are domain "A", Y items domain "B"
 HISTORIES = {
@@ -167,6 +169,21 @@ def test_candidates_file_is_seeded_and_holds_no_positive_and_no_other_domain(tin
         assert len(negatives) == len(set(negatives)) == 5
         assert not set(negatives) & interacted[user]
         assert {domain_of[n] for n in negatives} == {domain_of[target]}
+
+
+@pytest.mark.parametrize("cut", ["mid-line", "line boundary"])
+def test_truncated_candidates_file_is_an_error_before_training(cut, tiny_dataset, monkeypatch):
+    run_sampled(tiny_dataset, "Pop")
+    [path] = candidate_files(tiny_dataset)
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:40] + ([lines[40][:20]] if cut == "mid-line" else [])
+    path.write_text("".join(kept))
+    trained = []
+    monkeypatch.setattr(Trainer, "fit", lambda *args, **kwargs: trained.append(1))
+    expected = f"{path}:41: expected user" if cut == "mid-line" else f"{path}: 41 of 80 cases"
+    with pytest.raises(DataError, match=re.escape(expected)):
+        run_sampled(tiny_dataset, "SASRec")
+    assert not trained
 
 
 def test_changed_histories_draw_new_candidates_never_reuse(tiny_dataset):

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from recbole_llmemf.data.domains import item_domains
 from recbole_llmemf.data.fileformat.atomic import atomic_write
 from recbole_llmemf.trainer.distributed import in_turn
+from recbole_llmemf.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 HEADER = "user_id:token\titem_id:token\tneg_item_id:token_seq\n"
@@ -100,7 +101,9 @@ def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
         path = candidate_path(config, phase, num, cases)
         if not path.is_file():
             _draw_candidates(config, dataset, eval_dataset, interacted, num, path)
-        replaced.append(FixedCandidateSampler(phase, path, _read_candidates(dataset, path), base))
+        negatives = _read_candidates(dataset, path, num)
+        _check_every_case_has_candidates(eval_dataset, negatives, path)
+        replaced.append(FixedCandidateSampler(phase, path, negatives, base))
     return train_sampler, *replaced
 
 
@@ -166,22 +169,42 @@ def _draw(rng: np.random.Generator, items: np.ndarray, interacted: set[int], num
     return picked[~np.isin(picked, history)][:num]
 
 
-def _read_candidates(dataset, path: Path) -> dict[tuple[int, int], np.ndarray]:
+def _read_candidates(dataset, path: Path, num: int) -> dict[tuple[int, int], np.ndarray]:
+    """``(user id, target id) -> negative ids`` of a candidates file; a line that is not
+    ``user, target, num negatives`` (a truncated file, a foreign one) is a ``file:line`` error."""
     user_ids = dataset.field2token_id[dataset.uid_field]
     item_ids = dataset.field2token_id[dataset.iid_field]
     negatives = {}
     with open(path, encoding="utf-8") as file:
         file.readline()
         for lineno, line in enumerate(file, start=2):
-            user, item, items = line.rstrip("\n").split("\t")
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 3 or len(fields[2].split()) != num:
+                raise DataError(
+                    f"{path}:{lineno}: expected user, target and {num} negatives; the file is "
+                    "truncated or not of this protocol: delete it to draw it again"
+                )
+            user, item, items = fields
             try:
                 key = (user_ids[user], item_ids[item])
                 negatives[key] = np.array([item_ids[i] for i in items.split()], dtype=np.int64)
             except KeyError as error:
-                raise ValueError(
+                raise DataError(
                     f"{path}:{lineno}: unknown token {error} for this dataset"
                 ) from None
     return negatives
+
+
+def _check_every_case_has_candidates(eval_dataset, negatives: dict, path: Path) -> None:
+    """Before training: a file cut at a line boundary lacks cases that evaluation would need."""
+    feat = eval_dataset.inter_feat
+    cases = zip(feat[eval_dataset.uid_field].tolist(), feat[eval_dataset.iid_field].tolist())
+    missing = [case for case in cases if case not in negatives]
+    if missing:
+        raise DataError(
+            f"{path}: {len(missing)} of {len(feat)} cases have no line (the file is truncated?): "
+            "delete it to draw it again"
+        )
 
 
 def fixed_candidates_when_asked(create_samplers: Callable, config, dataset, built_datasets):
