@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import shutil
@@ -341,6 +342,21 @@ def test_read_back_run_leaves_no_resume_checkpoint_and_no_stale_temporary_files(
     assert bench(tiny_dataset, tmp_path, *options) == 0
     assert not last.exists() and not stale.exists()
     assert (tmp_path / "tiny-full.png").is_file()
+
+
+def test_a_run_another_process_trains_is_left_to_it(tiny_dataset, tmp_path, capsys):
+    """Two --resume lanes given the same models split them: a run's lock held elsewhere (here
+    by another open file of this process: flock locks belong to the open file) means skip it."""
+    with open(tmp_path / ".tiny-full.BPR-seed5.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert bench(tiny_dataset, tmp_path, "--models=BPR,ItemKNN", "--seeds=5", "--resume") == 0
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert "BPR seed 5: trained by another process" in capsys.readouterr().out
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    assert [run["label"] for run in runs] == ["ItemKNN"]
+    assert bench(tiny_dataset, tmp_path, "--models=BPR,ItemKNN", "--seeds=5", "--resume") == 0
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    assert sorted(run["label"] for run in runs) == ["BPR", "ItemKNN"]
 
 
 def test_retest_of_a_run_validated_every_second_epoch(tiny_dataset, tmp_path):

@@ -183,7 +183,7 @@ def base_config(args: argparse.Namespace) -> dict:
 
 def one_row(args, command: str, stem: str, spec: tuple, finished: dict, trained: dict):
     """The row of ``spec`` (label, model, config): read back, retested, trained, or ``None``
-    where a retest's source has no finished run of it."""
+    where a retest's source has no finished run of it or another process trains it now."""
     label, model, config = spec
     seed = config["seed"]
     run = read_back(finished, label, model, args.dataset, config, args.config_files)
@@ -200,9 +200,14 @@ def one_row(args, command: str, stem: str, spec: tuple, finished: dict, trained:
         print(f"[llmemf-bench] {label} seed {seed}: test only", flush=True)
         run = retest_one(label, model, args, config, trained[(label, seed)])
     else:
-        print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
         plan = checkpoint_plan(args, stem, label, seed)
-        run = run_one(label, model, args.dataset, config, args.config_files, plan)
+        # beside the stem's own lock; kept, since removing a lock file races with its next taker
+        with claimed(Path(args.out) / f".{stem}.{label}-seed{seed}.lock") as mine:
+            if not mine:  # another process (a second lane on this stem) trains it now
+                print(f"[llmemf-bench] {label} seed {seed}: trained by another process", flush=True)
+                return None
+            print(f"[llmemf-bench] {label} seed {seed} ...", flush=True)
+            run = run_one(label, model, args.dataset, config, args.config_files, plan)
         run.time_budget = args.time_budget
     run.command = command
     return run
@@ -285,6 +290,23 @@ def locked(path: Path) -> Iterator[None]:
         fcntl.flock(file, fcntl.LOCK_EX)
         try:
             yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def claimed(path: Path) -> Iterator[bool]:
+    """Whether this process holds ``path``'s lock (held until the block ends): one run, one
+    trainer, whatever lanes share a results stem."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
 
