@@ -5,11 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from recbole_llmemf.bench.records import Run
 from recbole_llmemf.bench.report import add_significance, aggregate, markdown
 from recbole_llmemf.bench.significance import (
+    TESTED,
     compare,
+    holm,
     paired_p_value,
     per_case_values,
     seed_scores,
@@ -113,6 +116,19 @@ def test_table_marks_rows_that_differ_from_the_best_llmemf_and_counts_seeds():
     assert rows["LLMEMF"].startswith("| LLMEMF | 2 | ") and "†" not in rows["LLMEMF"]
     assert rows["SASRec"].startswith("| SASRec | 1 | ") and rows["SASRec"].count("†") == 2
     assert "†" not in rows["Twin"]
+    # three rows tested on two metrics: six tests in the table's Holm family
+    tests = [table[label]["significance"]["Movie"] for label in ("LLMEMF-ids", "SASRec", "Twin")]
+    raw = [test[f"{metric}_p"] for test in tests for metric in TESTED]
+    assert [test[f"{metric}_p_holm"] for test in tests for metric in TESTED] == holm(raw)
+    (line,) = [row for row in movie if row.startswith("Holm-adjusted p")]
+    assert line.startswith("Holm-adjusted p over this table's 6 tests: LLMEMF-ids MRR ")
+    assert "Twin NDCG@10 1" in line
+
+
+def test_holm_multiplies_the_kth_smallest_by_m_minus_k_plus_1_monotone_and_skips_nan():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, float("nan"), 0.4]) == pytest.approx([0.8, float("nan"), 0.8], nan_ok=True)
+    assert holm([0.9, 0.8]) == [1.0, 1.0]
 
 
 def test_reference_row_is_the_full_model_or_the_best_on_validation_never_on_test():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recbole_llmemf.bench.significance import compare
+from recbole_llmemf.bench.significance import TESTED, compare, holm
 from recbole_llmemf.data.fileformat.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def convergence(runs: list[Run]) -> dict:
 SIGNIFICANCE_NOTE = (
     "† : differs from the LLMEMF row (or, without one, the LLMEMF variant with the best "
     "validation score) with p < 0.05, paired t-test over the same test cases on the per-case "
-    "reciprocal rank (MRR) or NDCG@10, each case's value averaged over the seeds first."
+    "reciprocal rank (MRR) or NDCG@10, each case's value averaged over the seeds first; under "
+    "each table the p-values Holm-adjusted over that table's tests."
 )
 
 
@@ -112,6 +113,35 @@ def add_significance(table: dict, runs: list[Run], domains: list[str]) -> None:
                 "against": reference_row,
                 **compare(reference, mine),
             }
+        adjust_per_table(table, domain)
+
+
+def adjust_per_table(table: dict, domain: str) -> None:
+    """Holm over the domain's table (every row against the reference, MRR and NDCG@10):
+    ``<metric>_p_holm`` beside each ``<metric>_p``."""
+    tests = [
+        row["significance"][domain]
+        for row in table.values()
+        if domain in row.get("significance", {})
+    ]
+    family = [(test, metric) for test in tests for metric in TESTED]
+    adjusted = holm([test[f"{metric}_p"] for test, metric in family])
+    for (test, metric), p_value in zip(family, adjusted):
+        test[f"{metric}_p_holm"] = p_value
+
+
+def holm_line(table: dict, domain: str) -> list[str]:
+    """The md line of the domain's Holm-adjusted p-values, where the table has tests."""
+    parts = [
+        f"{label} {METRIC_LABELS[metric]} {test[f'{metric}_p_holm']:.2g}"
+        for label, row in table.items()
+        for test in [row.get("significance", {}).get(domain)]
+        if test
+        for metric in TESTED
+    ]
+    if not parts:
+        return []
+    return [f"Holm-adjusted p over this table's {len(parts)} tests: " + ", ".join(parts) + ".", ""]
 
 
 def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> str:
@@ -135,6 +165,7 @@ def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> s
             ]
             lines.append(f"| {label} | {row['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += holm_line(table, domain)
     lines += [
         "### Cost",
         "",

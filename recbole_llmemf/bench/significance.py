@@ -97,3 +97,16 @@ def compare(first: list[dict], second: list[dict]) -> dict:
         for metric in TESTED:
             result[f"{metric}_seeds_p"] = welch_p_value(x_seeds[metric], y_seeds[metric])
     return result
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN, an untested pair, left as is):
+    the k-th smallest of m is multiplied by m - k + 1, made monotone and capped at 1. It keeps
+    the chance of any false "differs" in the family at the nominal level."""
+    order = [i for i in np.argsort(p_values) if not np.isnan(p_values[i])]
+    adjusted = list(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
