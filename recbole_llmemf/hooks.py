@@ -233,7 +233,3 @@ def uninstall() -> None:
     """Undo :func:`install`: RecBole's own attributes, modules and tables again."""
     while _installed:
         _installed.pop()()
-
-
-def installed() -> bool:
-    return bool(_installed)
