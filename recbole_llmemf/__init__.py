@@ -9,10 +9,10 @@ from recbole_llmemf import hooks
 
 hooks.install()  # first: its first rows repair numpy and ray before RecBole is imported
 
-from recbole_llmemf.model import LLMEMF  # noqa: E402
+from recbole_llmemf.model import LLMEMF, ContentCosine  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["LLMEMF", "register", "__version__"]
+__all__ = ["ContentCosine", "LLMEMF", "register", "__version__"]
 
 
 def register() -> None:

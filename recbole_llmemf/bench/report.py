@@ -1,6 +1,6 @@
 """What ``llmemf-bench`` writes: each label's mean and std over seeds, the paired tests against
 the LLMEMF row, the markdown tables (metrics per domain, cost, convergence), the JSON, the rank of
-every test case per run (``.cases.npz``, which ``--resume`` and ``benchmarks/target_groups.py``
+every test case per run (``.cases.npz``, which ``--resume`` and the item groups (groups.py)
 read back) and the bar chart."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recbole_llmemf.bench.groups import content_items, group_lines, group_table
 from recbole_llmemf.bench.significance import TESTED, compare, holm
 from recbole_llmemf.data.fileformat.atomic import atomic_write
 
@@ -144,7 +145,9 @@ def holm_line(table: dict, domain: str) -> list[str]:
     return [f"Holm-adjusted p over this table's {len(parts)} tests: " + ", ".join(parts) + ".", ""]
 
 
-def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> str:
+def markdown(
+    table: dict, runs: list[Run], domains: list[str], header: str, groups: dict | None = None
+) -> str:
     lines = [header, ""]
     for domain in domains:
         keys = [f"{domain}/{m}" for m in METRICS]
@@ -166,6 +169,8 @@ def markdown(table: dict, runs: list[Run], domains: list[str], header: str) -> s
             lines.append(f"| {label} | {row['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += holm_line(table, domain)
+    if groups:
+        lines += group_lines(groups)
     lines += [
         "### Cost",
         "",
@@ -301,12 +306,16 @@ def retest_note(runs: list[Run]) -> str:
 
 
 def write_files(
-    out: Path, stem: str, runs: list[Run], dataset: str, protocol: str, settings: str
+    out: Path, stem: str, runs: list[Run], dataset_dir: Path, protocol: str, settings: str
 ) -> None:
     """``<stem>.md``, ``.json``, ``.cases.npz`` and ``.png`` of ``runs`` in ``out``; ``settings``
     is the line of hyper-parameters under the header."""
     table, domains = aggregate(runs), domains_of(runs)
+    dataset = dataset_dir.name
     add_significance(table, runs, domains)
+    # the groups' tests: against the reference row, or the first row where there is none
+    reference = domains and (reference_label(table, f"{domains[0]}/fullmrr") or next(iter(table)))
+    groups = group_table(runs, content_items(dataset_dir), reference) if reference else {}
     protocol_text = {
         "full": "full ranking within the target domain",
         "sampled999": "999 sampled negatives from the target domain (C2DSR)",
@@ -323,7 +332,7 @@ def write_files(
         f"{settings}"
     )
     with atomic_write(out / f"{stem}.md") as file:
-        file.write(markdown(table, runs, domains, header))
+        file.write(markdown(table, runs, domains, header, groups))
     with atomic_write(out / f"{stem}.json") as file:
         json.dump(
             {
@@ -332,6 +341,7 @@ def write_files(
                 "seeds": seeds,
                 "date": str(datetime.date.today()),
                 "summary": table,
+                "groups": groups,
                 "runs": [run.record() for run in runs],
             },
             file,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from recbole_llmemf.bench.groups import attach_train_counts
 from recbole_llmemf.bench.records import RUN_FIELDS, Plan, Run
 from recbole_llmemf.bench.report import (
     aggregate,
@@ -76,9 +77,9 @@ def run_one(
                 config_file_list=config_files or None,
             )
         run.test_result = {k: float(v) for k, v in result["test_result"].items()}
-        run.cases = getattr(
-            observer.trainers[-1], "last_cases", {}
-        )  # the test's, the last evaluation
+        run.cases = getattr(observer.trainers[-1], "last_cases", {})  # the test's, the last
+        if observer.train_dataset is not None:
+            attach_train_counts(run.cases, observer.train_dataset)
     except FeatureFileError as error:  # a file only some variants read: the others still run
         run.status, run.error = "failed", str(error)
     except DataError:  # data every model reads: stop, with its message
@@ -136,6 +137,7 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
     run.trained_under = trained.config["protocol"]
     run.test_result = {k: float(v) for k, v in result.items()}
     run.cases = trainer.last_cases
+    attach_train_counts(run.cases, train_data._dataset)
     return run
 
 
@@ -281,7 +283,8 @@ def write_results(args, runs: list[Run]) -> None:
             leftover.unlink(missing_ok=True)
         if args.resume:
             runs = merged(finished_runs(out, stem, args.dataset), runs)
-        write_files(out, stem, runs, args.dataset, args.protocol, config_line(args))
+        dataset_dir = Path(args.data_path) / args.dataset
+        write_files(out, stem, runs, dataset_dir, args.protocol, config_line(args))
 
 
 @contextlib.contextmanager

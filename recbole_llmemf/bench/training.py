@@ -31,6 +31,7 @@ class RunObserver:
     def __init__(self, run: Run, plan: Plan | None = None):
         self.run, self.plan = run, plan
         self.trainers: list = []
+        self.train_dataset = None  # the training split the run's fit received
         self._model_requested: float | None = None
         self._build_seconds = 0.0
 
@@ -49,6 +50,7 @@ class RunObserver:
     def fit(self, trainer, fit, train_data, *args, **kwargs):
         if trainer not in self.trainers:  # a trainer of someone else's
             return fit(train_data, *args, **kwargs)
+        self.train_dataset = train_data._dataset
         start = time.perf_counter()
         try:
             if self.plan is None:

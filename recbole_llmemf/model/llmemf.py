@@ -10,43 +10,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
 from recbole_llmemf.data.domains import item_domains
 from recbole_llmemf.data.training_data import NEXT_ITEMS
+from recbole_llmemf.model.layers import ContentOnlyItems, SequenceEncoder
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
-
-
-class SequenceEncoder(nn.Module):
-    """Positional embedding + self-attention over a batch of sequences (Eq. 2, 4)."""
-
-    def __init__(self, config, max_seq_length: int):
-        super().__init__()
-        hidden_size = config["hidden_size"]
-        self.position_embedding = nn.Embedding(max_seq_length, hidden_size)
-        self.layer_norm = nn.LayerNorm(hidden_size, eps=config["layer_norm_eps"])
-        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
-        self.encoder = TransformerEncoder(
-            n_layers=config["n_layers"],
-            n_heads=config["n_heads"],
-            hidden_size=hidden_size,
-            inner_size=config["inner_size"],
-            hidden_dropout_prob=config["hidden_dropout_prob"],
-            attn_dropout_prob=config["attn_dropout_prob"],
-            hidden_act=config["hidden_act"],
-            layer_norm_eps=config["layer_norm_eps"],
-        )
-
-    def forward(
-        self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor
-    ):
-        """``[N L H]`` embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
-        hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
-        return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
 
 
 class LLMEMF(SequentialRecommender):
@@ -124,9 +96,26 @@ class LLMEMF(SequentialRecommender):
         self.encoder = nn.ModuleDict(
             {m: SequenceEncoder(config, self.max_seq_length) for m in self.modalities}
         )
+        self.content_only = self._content_only_items(config, dataset)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
+
+    def _content_only_items(self, config, dataset) -> ContentOnlyItems | None:
+        """The items scored by content alone (``unseen_items``, ``id_dropout``); None: none."""
+        if config["unseen_items"] not in ("id", "content"):
+            raise ValueError(
+                f"unseen_items must be 'id' or 'content', got {config['unseen_items']!r}"
+            )
+        id_dropout = config["id_dropout"] or 0.0
+        if config["unseen_items"] == "id" and id_dropout == 0.0:
+            return None
+        unseen = torch.zeros(self.n_items, dtype=torch.bool)
+        if config["unseen_items"] == "content":  # RecBole builds the model on the training split
+            counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
+            unseen = counts == 0
+            unseen[0] = False  # padding
+        return ContentOnlyItems(unseen, self.modalities[1:], self.hidden_size, id_dropout)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -176,16 +165,21 @@ class LLMEMF(SequentialRecommender):
             empty sub-sequence has a zero representation.
         """
         rows = torch.arange(len(item_seq), device=item_seq.device)
-        return self.representations(item_seq, rows, item_seq_len - 1)
+        return self.representations(item_seq, rows, item_seq_len - 1, self.hidden_ids())
 
     def representations(
-        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
+        self,
+        item_seq: torch.Tensor,
+        rows: torch.Tensor,
+        steps: torch.Tensor,
+        hidden: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The nine representations of the histories ``item_seq[rows, : steps + 1]``.
 
         Args:
             item_seq: ``[B L]``, each sequence encoded once however many histories it gives.
             rows, steps: ``[P]``, the sequence and the last position of each history.
+            hidden: ``[n_items]`` bool, the items that enter as content only (:meth:`hidden_ids`).
 
         Returns:
             ``[3, n_modalities, P, H]`` as :meth:`forward`.
@@ -195,16 +189,25 @@ class LLMEMF(SequentialRecommender):
         view = self.view_of_sequence[:, None]  # X and Y read the domain view
         reps = []
         for modality in self.modalities:
-            item_emb = self.embed_items(item_seq, modality).repeat(2, 1, 1)  # merged, domain view
+            item_emb = self.embed_items(item_seq, modality, hidden).repeat(2, 1, 1)
             output = self.encoder[modality](item_emb, positions, attention_mask)
             output = output.unflatten(0, (2, -1))  # [2 B L H]
             rep = output[view, rows[None, :], last.clamp(min=0)]  # [3 P H]
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
 
-    def embed_items(self, items: torch.Tensor, modality: str) -> torch.Tensor:
+    def hidden_ids(self) -> torch.Tensor | None:
+        """``[n_items]`` bool, the items scored by content alone now (:class:`ContentOnlyItems`)."""
+        return None if self.content_only is None else self.content_only.hidden_ids()
+
+    def embed_items(
+        self, items: torch.Tensor, modality: str, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if modality == "id":
-            return self.item_embedding(items)
+            if hidden is None:
+                return self.item_embedding(items)
+            unknown = self.content_only.input_embedding
+            return torch.where(hidden[items].unsqueeze(-1), unknown, self.item_embedding(items))
         vectors = self.adaptor[modality](getattr(self, f"{modality}_matrix")[items])
         has_vector = getattr(self, f"has_{modality}")[items].unsqueeze(-1)
         return torch.where(has_vector, vectors, self.missing_embedding[modality])
@@ -213,46 +216,55 @@ class LLMEMF(SequentialRecommender):
         """Queries whose dot product with :meth:`fused_items` is the fused cosine of Eq. 8.
 
         ``cos(W q + b, e) = (q . W^T e + b . e) / |W q + b|`` for a frozen modality: dividing the
-        query by its norm and appending ``1 / norm`` folds the norm, the weight alpha or beta and
-        the head's bias into one matmul over all modalities, so no score matrix is built per
-        modality. An empty sub-sequence (zero rep) scores 0 on every item in every modality.
+        query by its norm and appending ``1 / norm`` folds the norm and the head's bias into one
+        matmul over all modalities, so no score matrix is built per modality; the weights alpha and
+        beta sit in the item rows. An empty sub-sequence (zero rep) scores 0 on every item in every
+        modality. With :class:`ContentOnlyItems`, a last column of 1 (0 for an empty
+        sub-sequence) meets their bias.
 
         Args:
             reps: ``[3, M, B, H]`` from :meth:`forward`.
 
         Returns:
-            ``[3, B, K]`` with ``K = H + (M - 1) * (H + 1)``.
+            ``[3, B, K]`` with ``K = H + (M - 1) * (H + 1)``, plus 1 with content-only items.
         """
-        parts = []
-        for index, modality in enumerate(self.modalities):
-            query, weight = reps[:, index], self.modality_weight[modality]
-            if modality == "id":
-                parts.append(weight * F.normalize(query, dim=-1))
-                continue
+        parts = [F.normalize(reps[:, 0], dim=-1)]  # the ID modality
+        for index, modality in enumerate(self.modalities[1:], start=1):
+            query = reps[:, index]
             # the norm in float32: under mixed precision a float16 norm underflows to 0
             norm = self.head[modality](query).float().norm(dim=-1, keepdim=True)
             present = query.ne(0).any(dim=-1, keepdim=True)
-            scale = weight * present / norm.clamp_min(1e-12)
+            scale = present / norm.clamp_min(1e-12)
             parts += [scale * query, scale]
+        if self.content_only is not None:
+            parts.append(reps[:, 0].ne(0).any(dim=-1, keepdim=True).to(parts[0].dtype))
         return torch.cat(parts, dim=-1)
 
-    def fused_items(self, items: torch.Tensor | None = None) -> torch.Tensor:
+    def fused_items(
+        self, items: torch.Tensor | None = None, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Item rows matching :meth:`fused_queries`: ``[n_items, K]``, or ``[B, K]`` for ``items``.
 
         The frozen rows are projected to the hidden width (``e W`` and ``e . b``) rather than the
         queries lifted to the frozen width: ``n_items * D * H`` against ``3 * B * D * n_items``.
-        Items without a vector have zero rows, so they score 0 in that modality.
+        Items without a vector have zero rows, so they score 0 in that modality. The ``hidden``
+        items (:meth:`hidden_ids`) have a zero ID part and their own content weights and bias.
         """
-        parts = []
-        for modality in self.modalities:
-            if modality == "id":
-                weight = self.item_embedding.weight if items is None else self.item_embedding(items)
-                parts.append(F.normalize(weight, dim=-1))
-                continue
+        ids = self.item_embedding.weight if items is None else self.item_embedding(items)
+        parts = [F.normalize(ids, dim=-1)]
+        if hidden is not None:
+            hidden = (hidden if items is None else hidden[items]).unsqueeze(-1)
+            parts[0] = parts[0] * ~hidden
+        for modality in self.modalities[1:]:
             matrix = getattr(self, f"{modality}_matrix")
             matrix = matrix if items is None else matrix[items]
             head = self.head[modality]
-            parts += [matrix @ head.weight, (matrix @ head.bias).unsqueeze(-1)]
+            weight = self.modality_weight[modality]
+            if hidden is not None:
+                weight = torch.where(hidden, self.content_only.content_weight[modality], weight)
+            parts += [weight * (matrix @ head.weight), weight * (matrix @ head.bias).unsqueeze(-1)]
+        if hidden is not None:
+            parts.append(hidden * self.content_only.bias)
         return torch.cat(parts, dim=-1)
 
     def scores(self, reps: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
@@ -265,10 +277,10 @@ class LLMEMF(SequentialRecommender):
         Returns:
             ``[3, B, n_items]`` or ``[3, B]``.
         """
-        queries = self.fused_queries(reps)
+        queries, hidden = self.fused_queries(reps), self.hidden_ids()
         if items is None:
-            return queries @ self.fused_items().T
-        return (queries * self.fused_items(items)).sum(-1)
+            return queries @ self.fused_items(hidden=hidden).T
+        return (queries * self.fused_items(items, hidden)).sum(-1)
 
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
@@ -282,13 +294,14 @@ class LLMEMF(SequentialRecommender):
         # they are gathered domain by domain, so each domain's queries are one slice.
         pairs = [torch.nonzero(self.item_domain[targets] == d, as_tuple=True) for d in range(2)]
         rows, steps = (torch.cat(index) for index in zip(*pairs))  # [P]
-        reps = self.representations(item_seq, rows, steps)  # [3 M P H]
+        hidden = self.hidden_ids()  # one draw of the ID dropout per batch
+        reps = self.representations(item_seq, rows, steps, hidden)  # [3 M P H]
         queries = self.fused_queries(reps) / self.temperature  # [3 P K]
         by_domain = queries.split([len(index[0]) for index in pairs], dim=1)
         summed = queries.new_zeros(3)
-        for domain, item_rows in enumerate(self.domain_item_rows()):
+        for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
-            logits = queries_d @ item_rows.T  # [3 P_d n_d]
+            logits = self._leave_out_unseen(queries_d @ item_rows.T, domain)  # [3 P_d n_d]
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
@@ -300,6 +313,15 @@ class LLMEMF(SequentialRecommender):
             self.other_domain_loss_weight * loss_other,
         )
 
+    def _leave_out_unseen(self, logits: torch.Tensor, domain: int) -> torch.Tensor:
+        """Items never trained on are no negatives either: as one, a content-only item would only
+        learn that having no interactions means never being the target, a fact of the split.
+        """
+        if self.content_only is None:
+            return logits
+        unseen = self.content_only.unseen[getattr(self, f"domain_{domain}_items")]
+        return logits.masked_fill(unseen, float("-inf"))
+
     def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
         """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
 
@@ -309,7 +331,7 @@ class LLMEMF(SequentialRecommender):
         own, other = scores[target_domain, rows], scores[1 - target_domain, rows]
         return own + self.eval_weight * (other + scores[MERGED])
 
-    def domain_item_rows(self) -> list[torch.Tensor]:
+    def domain_item_rows(self, hidden: torch.Tensor | None = None) -> list[torch.Tensor]:
         """:meth:`fused_items` of each domain's items, ``[n_d, K]`` per domain.
 
         While evaluating they are computed once per set of weights. The cache is keyed on each
@@ -318,10 +340,10 @@ class LLMEMF(SequentialRecommender):
         go stale.
         """
         if self.training or torch.is_grad_enabled():
-            return self._split_by_domain(self.fused_items())
+            return self._split_by_domain(self.fused_items(hidden=hidden))
         key = tuple((p.data_ptr(), p._version) for p in self.parameters())
         if self._eval_item_rows is None or self._eval_item_rows[0] != key:
-            self._eval_item_rows = (key, self._split_by_domain(self.fused_items()))
+            self._eval_item_rows = (key, self._split_by_domain(self.fused_items(hidden=hidden)))
         return self._eval_item_rows[1]
 
     def _split_by_domain(self, item_rows: torch.Tensor) -> list[torch.Tensor]:
@@ -339,7 +361,7 @@ class LLMEMF(SequentialRecommender):
         query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
         scores = query.new_empty(len(query), self.n_items)
         # Each row is scored against its target domain's items only, -inf elsewhere (Eq. 12).
-        for domain, item_rows in enumerate(self.domain_item_rows()):
+        for domain, item_rows in enumerate(self.domain_item_rows(self.hidden_ids())):
             rows = torch.nonzero(target_domain == domain).squeeze(1)
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))

@@ -13,7 +13,10 @@ import recbole
 
 from recbole_llmemf.trainer.observer import current
 
-OUR_MODELS = {"LLMEMF": "recbole_llmemf.model.llmemf"}
+OUR_MODELS = {
+    "LLMEMF": "recbole_llmemf.model.llmemf",
+    "ContentCosine": "recbole_llmemf.model.content_cosine",
+}
 _RECBOLE_FAMILIES = ["general", "context_aware", "sequential", "knowledge_aware"]
 
 

@@ -1,0 +1,138 @@
+"""Test cases grouped by what the model can know of their target: how often it was an interaction
+of the training split (0, 1-2, 3-9, 10+) and whether it has a content vector. Sparse catalogs are
+where ID models fail and co-occurrence or content must carry the ranking; these tables show it.
+
+Each run's case tables carry ``train_count``, the target's interactions in that run's training
+split (:func:`attach_train_counts`, from the training dataset RecBole built); which items have a
+vector is read from the dataset's feature files (:func:`content_items`). Per domain and group, each
+row's MRR and NDCG@10 over the group's cases (seeds averaged per case) and the paired test against
+the reference row on those cases (significance.compare).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recbole_llmemf.bench.significance import TESTED, compare, mean_over_seeds
+from recbole_llmemf.data.fileformat.item_vectors import read_item_vectors
+
+if TYPE_CHECKING:
+    from recbole_llmemf.bench.records import Run
+
+COUNT_BINS = ((0, 0, "0"), (1, 2, "1-2"), (3, 9, "3-9"), (10, None, "10+"))
+FEATURE_SUFFIXES = ("itememb_txt", "itememb_img")
+
+
+def group_names(with_content: bool) -> list[str]:
+    if not with_content:
+        return [f"{name} train" for _, _, name in COUNT_BINS]
+    return [f"{name} train, {c}" for _, _, name in COUNT_BINS for c in ("content", "none")]
+
+
+def attach_train_counts(cases: dict[str, dict], train_dataset) -> None:
+    """Add ``train_count`` to each domain's case table: the target's interactions in
+    ``train_dataset`` (RecBole's training split; for pre-split files, its training cases)."""
+    field = train_dataset.iid_field
+    counts = np.bincount(train_dataset.inter_feat[field].numpy(), minlength=train_dataset.item_num)
+    token_to_id = train_dataset.field2token_id[field]
+    for table in cases.values():
+        ids = np.array([token_to_id.get(token, 0) for token in table["item"].tolist()], dtype=int)
+        table["train_count"] = counts[ids].astype(np.int64)
+
+
+def content_items(dataset_dir: Path) -> set[str] | None:
+    """Items with a vector in any of the dataset's feature files; None where it has none."""
+    files = [dataset_dir / f"{dataset_dir.name}.{suffix}" for suffix in FEATURE_SUFFIXES]
+    present = [path for path in files if path.is_file()]
+    if not present:
+        return None
+    return {token for path in present for token in read_item_vectors(str(path)).tokens}
+
+
+def group_index(table: dict, content: set[str] | None) -> np.ndarray:
+    """Index into :func:`group_names` of each case."""
+    counts = table["train_count"]
+    bins = np.zeros(len(counts), dtype=int)
+    for index, (low, _high, _name) in enumerate(COUNT_BINS):
+        bins[counts >= low] = index
+    if content is None:
+        return bins
+    without = np.array([item not in content for item in table["item"].tolist()], dtype=int)
+    return 2 * bins + without
+
+
+def group_table(runs: list[Run], content: set[str] | None, reference: str) -> dict:
+    """``{domain: {group: {"cases": n, label: {metric: mean, "<metric>_p": p}}}}``; runs whose
+    cases lack ``train_count`` (written before it existed) are left out."""
+    tables: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for domain, cases in run.cases.items():
+            if "train_count" in cases:
+                tables[domain][run.label].append(cases)
+    names = group_names(content is not None)
+    result: dict = {}
+    for domain, rows in tables.items():
+        result[domain] = {}
+        for index, group in enumerate(names):
+            of_group = {label: _of_group(seeds, index, content) for label, seeds in rows.items()}
+            entry: dict = {
+                "cases": len(mean_over_seeds(next(iter(of_group.values())))),
+                "against": reference,
+            }
+            for label, selected in of_group.items():
+                against = None if label == reference else of_group.get(reference)
+                entry[label] = _scores(selected, against)
+            result[domain][group] = entry
+    return result
+
+
+def _of_group(seeds: list[dict], index: int, content: set[str] | None) -> list[dict]:
+    return [_select(cases, group_index(cases, content) == index) for cases in seeds]
+
+
+def _select(cases: dict, mask: np.ndarray) -> dict:
+    return {column: values[mask] for column, values in cases.items()}
+
+
+def _scores(selected: list[dict], reference: list[dict] | None) -> dict:
+    values = list(mean_over_seeds(selected).values())
+    scores = {m: float(np.mean([v[m] for v in values])) if values else float("nan") for m in TESTED}
+    if reference is not None and values:
+        tested = compare(reference, selected)
+        scores.update({f"{m}_p": tested[f"{m}_p"] for m in TESTED})
+    return scores
+
+
+def group_lines(groups: dict) -> list[str]:
+    """One markdown table per domain: MRR % per group, † p < 0.05 against the reference row."""
+    lines = []
+    for domain, by_group in groups.items():
+        names = [g for g, entry in by_group.items() if entry["cases"]]
+        if not names:
+            continue
+        reference = by_group[names[0]]["against"]
+        labels = [label for label in by_group[names[0]] if label not in ("cases", "against")]
+        lines += [
+            f"### {domain}: MRR (%) by test target",
+            "",
+            f"Groups: the target's interactions in the training split, and whether it has a "
+            f"content vector; (n) test cases. † p < 0.05 against {reference} on the group's cases "
+            f"(paired t-test, not adjusted for the number of groups).",
+            "",
+            "| model | " + " | ".join(f"{g} ({by_group[g]['cases']:,})" for g in names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for label in labels:
+            cells = []
+            for group in names:
+                scores = by_group[group].get(label, {})
+                value = scores.get("fullmrr", float("nan"))
+                mark = "†" if scores.get("fullmrr_p", 1.0) < 0.05 else ""
+                cells.append("-" if np.isnan(value) else f"{100 * value:.2f}{mark}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines

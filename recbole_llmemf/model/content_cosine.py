@@ -1,0 +1,61 @@
+"""ContentCosine: what an item's content alone says about the next item, with no training.
+
+A candidate scores the cosine between its frozen content vector and the mean content vector of the
+history's items that have one, summed over the modalities in use (``use_image``, ``use_text``). An
+item without a vector scores 0 in that modality, and a history without any scores every item 0, so
+the tie rule of the evaluation ranks it at random. It is the row that tells, in every benchmark
+table, how far content carries the ranking by itself, above all for items the IDs know nothing of.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
+
+
+class ContentCosine(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.modalities = [m for m in MODALITIES if config[f"use_{m}"]]
+        if not self.modalities:
+            raise ValueError("ContentCosine needs a content modality: use_image or use_text")
+        for modality in self.modalities:
+            matrix, _ = load_item_matrix(dataset, modality)  # zero rows: no vector
+            self.register_buffer(
+                f"{modality}_matrix", F.normalize(matrix, dim=-1), persistent=False
+            )
+        # RecBole's optimizer needs a parameter; there is nothing to learn (as in its ItemKNN)
+        self.fake_loss = nn.Parameter(torch.zeros(1))
+
+    def forward(self, item_seq: torch.Tensor) -> list[torch.Tensor]:
+        """Per modality, the unit mean vector of the history's items (0 where none has one)."""
+        profiles = []
+        for modality in self.modalities:
+            vectors = getattr(self, f"{modality}_matrix")[item_seq]  # [B L D], padding rows 0
+            profiles.append(F.normalize(vectors.sum(dim=1), dim=-1))
+        return profiles
+
+    def calculate_loss(self, interaction):
+        return self.fake_loss
+
+    def predict(self, interaction):
+        items = interaction[self.ITEM_ID]
+        profiles = self.forward(interaction[self.ITEM_SEQ])
+        return sum(
+            (profile * getattr(self, f"{m}_matrix")[items]).sum(-1)
+            for m, profile in zip(self.modalities, profiles)
+        )
+
+    def full_sort_predict(self, interaction):
+        profiles = self.forward(interaction[self.ITEM_SEQ])
+        return sum(
+            profile @ getattr(self, f"{m}_matrix").T
+            for m, profile in zip(self.modalities, profiles)
+        )

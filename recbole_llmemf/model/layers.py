@@ -1,0 +1,76 @@
+"""LLMEMF's building blocks: the sequence encoder and the items scored by content alone."""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.layers import TransformerEncoder
+from torch import nn
+
+
+class SequenceEncoder(nn.Module):
+    """Positional embedding + self-attention over a batch of sequences (Eq. 2, 4)."""
+
+    def __init__(self, config, max_seq_length: int):
+        super().__init__()
+        hidden_size = config["hidden_size"]
+        self.position_embedding = nn.Embedding(max_seq_length, hidden_size)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=config["layer_norm_eps"])
+        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+        self.encoder = TransformerEncoder(
+            n_layers=config["n_layers"],
+            n_heads=config["n_heads"],
+            hidden_size=hidden_size,
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
+        )
+
+    def forward(
+        self, item_emb: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor
+    ):
+        """``[N L H]`` embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
+        hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
+        return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+
+class ContentOnlyItems(nn.Module):
+    """Items whose ID is not used: scored by their frozen content vectors alone.
+
+    These are the items without a training interaction when ``unseen_items: content`` (UniSRec's
+    inductive setting: their ID embedding never met a target, only the softmax pushing it down),
+    and, during training only, a random ``id_dropout`` share of the other items, drawn anew at
+    every batch (DropoutNet, Volkovs et al. 2017), so that content alone must rank them against
+    items scored by ID. Such an item enters a sequence as one learned vector and scores
+    ``bias + sum_m weight_m * cos_m`` over its content modalities, with the bias and the weights
+    learned: content then carries the whole score, where a warm item's content cosine only adds
+    ``alpha`` or ``beta`` times itself to its ID cosine.
+    """
+
+    def __init__(
+        self,
+        unseen: torch.Tensor,
+        content_modalities: list[str],
+        hidden_size: int,
+        id_dropout: float,
+    ):
+        """``unseen``: ``[n_items]`` bool, the items never scored by ID (padding excluded)."""
+        super().__init__()
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
+        self.id_dropout = id_dropout
+        self.register_buffer("unseen", unseen, persistent=False)
+        self.input_embedding = nn.Parameter(torch.zeros(hidden_size))  # in place of E_id rows
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.content_weight = nn.ParameterDict(
+            {m: nn.Parameter(torch.ones(())) for m in content_modalities}
+        )
+
+    def hidden_ids(self) -> torch.Tensor:
+        """``[n_items]`` bool: the items scored by content in this batch (padding never)."""
+        if not self.training or self.id_dropout == 0.0:
+            return self.unseen
+        dropped = torch.rand(self.unseen.shape, device=self.unseen.device) < self.id_dropout
+        dropped[0] = False
+        return self.unseen | dropped
