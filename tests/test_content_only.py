@@ -1,4 +1,4 @@
-"""LLMEMF's content-only items (``unseen_items: content``, ``id_dropout``): items without a training
+"""LLMEMF's content-only items (``content_only_below``, ``id_dropout``): items without a training
 interaction, and during training a random share of the others, scored by their content alone."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from recbole.quick_start import run_recbole
 from recbole.utils import init_seed
 
 from recbole_llmemf import LLMEMF
-from recbole_llmemf.data.training_data import NEXT_ITEMS
+from recbole_llmemf.data.training_data import NEXT_ITEMS, training_target_counts
 
 
 def build(tiny_dataset, **options):
@@ -31,28 +31,41 @@ def test_off_by_default_with_the_papers_parameters(tiny_dataset):
     assert not any("content_only" in name for name in model.state_dict())
 
 
-def test_unseen_items_are_those_without_a_training_interaction(tiny_dataset):
-    """RecBole builds the model on the training split: its targets are the seen items."""
-    config, model, train_data = build(tiny_dataset, unseen_items="content")
-    dataset = train_data._dataset
-    targets = set(dataset.inter_feat["item_id"].tolist())
-    expected = [0 < i and i not in targets for i in range(model.n_items)]
-    assert model.content_only.unseen.tolist() == expected and any(expected)
+def test_content_only_items_follow_their_training_targets_and_content(tiny_dataset):
+    """RecBole builds the model on the training split; prefix rows and per-position rows agree."""
+    config, _, prefix_data = build(tiny_dataset, content_only_below=1, train_per_position=False)
+    _, _, per_position_data = build(tiny_dataset, content_only_below=1)
+    dataset = prefix_data._dataset  # one row per (history, target) pair
+    counts = torch.bincount(dataset.inter_feat["item_id"], minlength=dataset.item_num)
+    assert torch.equal(training_target_counts(per_position_data._dataset), counts)
     item = int(dataset.inter_feat["item_id"][0])
     dataset.inter_feat = dataset.inter_feat[dataset.inter_feat["item_id"] != item]
-    unseen = LLMEMF(config, dataset).content_only.unseen
-    assert unseen.tolist() == [e or i == item for i, e in enumerate(expected)]
+    counts[item] = 0
+    model = LLMEMF(config, dataset)
+    untrained = [i == item for i in range(model.n_items)]
+    assert model.content_only.untrained.tolist() == untrained
+    assert model.content_only.without_id.tolist() == untrained
+
+    config["content_only_below"] = 4
+    model = LLMEMF(config, dataset)
+    rare = (counts < 4) & (model.has_image | model.has_text)
+    expected = [i == item or (i > 0 and bool(rare[i])) for i in range(model.n_items)]
+    assert model.content_only.without_id.tolist() == expected
+    assert model.content_only.untrained.tolist() == untrained
+    assert sum(expected) > 1, "the tiny data has items seen 1-3 times"
+    with pytest.raises(ValueError, match="content_only_below"):
+        build(tiny_dataset, content_only_below=-1)
 
 
 def test_hidden_items_score_bias_plus_weighted_content_cosines(tiny_dataset):
     """By hand: a hidden item's ID counts for nothing; the others score as the paper's model."""
-    _, model, _ = build(tiny_dataset, unseen_items="content")
+    _, model, _ = build(tiny_dataset, content_only_below=1)
     _, paper, _ = build(tiny_dataset)
     paper.load_state_dict(model.state_dict(), strict=False)
     model.eval(), paper.eval()
     unseen = torch.zeros(model.n_items, dtype=torch.bool)
     unseen[[1, 2, 20]] = True
-    model.content_only.unseen.copy_(unseen)
+    model.content_only.without_id.copy_(unseen)
     with torch.no_grad():
         model.content_only.bias.fill_(0.5)
         model.content_only.content_weight["text"].fill_(2.0)
@@ -79,9 +92,9 @@ def test_hidden_items_score_bias_plus_weighted_content_cosines(tiny_dataset):
 
 
 def test_unseen_items_enter_sequences_as_one_learned_vector(tiny_dataset):
-    _, model, _ = build(tiny_dataset, unseen_items="content")
-    model.content_only.unseen.zero_()
-    model.content_only.unseen[[3, 4]] = True
+    _, model, _ = build(tiny_dataset, content_only_below=1)
+    model.content_only.without_id.zero_()
+    model.content_only.without_id[[3, 4]] = True
     with torch.no_grad():
         model.content_only.input_embedding.normal_()
     items = torch.tensor([[3, 5, 4]])
@@ -93,7 +106,7 @@ def test_unseen_items_enter_sequences_as_one_learned_vector(tiny_dataset):
 
 def test_unseen_items_are_no_training_negatives(tiny_dataset):
     """Their ID embedding and content vectors change nothing in the loss."""
-    _, model, train_data = build(tiny_dataset, unseen_items="content")
+    _, model, train_data = build(tiny_dataset, content_only_below=1)
     model.eval()  # no dropout: two passes agree
     batch = next(iter(train_data))[torch.arange(2)]
     in_batch = set(batch[NEXT_ITEMS].flatten().tolist()) | set(
@@ -101,14 +114,15 @@ def test_unseen_items_are_no_training_negatives(tiny_dataset):
     )
     never = [i for i in range(1, model.n_items) if i not in in_batch][:3]
     assert never, "the batch leaves some items out"
-    model.content_only.unseen.zero_()
-    model.content_only.unseen[never] = True
+    for mask in (model.content_only.without_id, model.content_only.untrained):
+        mask.zero_()
+        mask[never] = True
     before = torch.stack(model.calculate_loss(batch))
     with torch.no_grad():
         model.item_embedding.weight[never] = torch.randn(len(never), model.hidden_size)
         model.text_matrix[never] = F.normalize(torch.randn(len(never), model.text_matrix.shape[1]))
     torch.testing.assert_close(torch.stack(model.calculate_loss(batch)), before)
-    model.content_only.unseen[never] = False
+    model.content_only.untrained[never] = False
     assert not torch.allclose(torch.stack(model.calculate_loss(batch)), before)
 
 
@@ -120,15 +134,13 @@ def test_id_dropout_hides_a_fresh_share_of_items_in_training_only(tiny_dataset):
     assert draws[:, 1:].mean().item() == pytest.approx(0.5, abs=0.03)
     assert not torch.equal(draws[0], draws[1])
     model.eval()
-    assert not model.hidden_ids().any(), "unseen_items: id hides nothing at evaluation"
+    assert not model.hidden_ids().any(), "content_only_below: 0 hides nothing at evaluation"
     with pytest.raises(ValueError, match="id_dropout"):
         build(tiny_dataset, id_dropout=1.0)
-    with pytest.raises(ValueError, match="unseen_items"):
-        build(tiny_dataset, unseen_items="text")
 
 
 def test_one_epoch_learns_the_content_only_bias_and_weights(tiny_dataset):
-    config = {**tiny_dataset.config, "unseen_items": "content", "id_dropout": 0.3}
+    config = {**tiny_dataset.config, "content_only_below": 1, "id_dropout": 0.3}
     result = run_recbole(model="LLMEMF", dataset="tiny", config_dict=config, saved=True)
     assert result["best_valid_score"] == result["best_valid_score"]  # not NaN
     (checkpoint,) = __import__("pathlib").Path("saved").glob("LLMEMF-*.pth")

@@ -1,9 +1,9 @@
-"""Test cases grouped by what the model can know of their target: how often it was an interaction
-of the training split (0, 1-2, 3-9, 10+) and whether it has a content vector. Sparse catalogs are
+"""Test cases grouped by what the model can know of their target: how often it is the target of a
+training pair (0, 1-2, 3-9, 10+) and whether it has a content vector. Sparse catalogs are
 where ID models fail and co-occurrence or content must carry the ranking; these tables show it.
 
-Each run's case tables carry ``train_count``, the target's interactions in that run's training
-split (:func:`attach_train_counts`, from the training dataset RecBole built); which items have a
+Each run's case tables carry ``train_count``, from the training split of that run
+(:func:`attach_train_counts`, from the training dataset RecBole built); which items have a
 vector is read from the dataset's feature files (:func:`content_items`). Per domain and group, each
 row's MRR and NDCG@10 over the group's cases (seeds averaged per case) and the paired test against
 the reference row on those cases (significance.compare).
@@ -19,6 +19,7 @@ import numpy as np
 
 from recbole_llmemf.bench.significance import TESTED, compare, mean_over_seeds
 from recbole_llmemf.data.fileformat.item_vectors import read_item_vectors
+from recbole_llmemf.data.training_data import training_target_counts
 
 if TYPE_CHECKING:
     from recbole_llmemf.bench.records import Run
@@ -34,11 +35,10 @@ def group_names(with_content: bool) -> list[str]:
 
 
 def attach_train_counts(cases: dict[str, dict], train_dataset) -> None:
-    """Add ``train_count`` to each domain's case table: the target's interactions in
-    ``train_dataset`` (RecBole's training split; for pre-split files, its training cases)."""
-    field = train_dataset.iid_field
-    counts = np.bincount(train_dataset.inter_feat[field].numpy(), minlength=train_dataset.item_num)
-    token_to_id = train_dataset.field2token_id[field]
+    """Add ``train_count`` to each domain's case table: how often the target is the target of a
+    training pair of ``train_dataset`` (RecBole's training split, as the run's loader has it)."""
+    counts = training_target_counts(train_dataset).numpy()
+    token_to_id = train_dataset.field2token_id[train_dataset.iid_field]
     for table in cases.values():
         ids = np.array([token_to_id.get(token, 0) for token in table["item"].tolist()], dtype=int)
         table["train_count"] = counts[ids].astype(np.int64)
@@ -119,7 +119,7 @@ def group_lines(groups: dict) -> list[str]:
         lines += [
             f"### {domain}: MRR (%) by test target",
             "",
-            f"Groups: the target's interactions in the training split, and whether it has a "
+            f"Groups: how often the target item is a training target, and whether it has a "
             f"content vector; (n) test cases. † p < 0.05 against {reference} on the group's cases "
             f"(paired t-test, not adjusted for the number of groups).",
             "",

@@ -108,6 +108,16 @@ def training_pairs(dataset) -> int:
     return int((dataset.inter_feat[NEXT_ITEMS] > 0).sum())
 
 
+def training_target_counts(dataset) -> torch.Tensor:
+    """``[item_num]``: how often each item is the target of a training pair, in prefix rows or
+    per-position rows alike (the latter keep one row per chain, its pairs in NEXT_ITEMS)."""
+    inter = dataset.inter_feat
+    targets = inter[NEXT_ITEMS].flatten() if NEXT_ITEMS in inter else inter[dataset.iid_field]
+    counts = torch.bincount(targets, minlength=dataset.item_num)
+    counts[0] = 0  # NEXT_ITEMS' "no pair here"
+    return counts
+
+
 def sequences_per_batch(config, dataset) -> int:
     """Rows per training batch: ``train_batch_size``, or with ``train_batch_pairs`` on per-position
     rows as many sequences as hold ``train_batch_size`` pairs on average."""

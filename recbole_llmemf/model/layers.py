@@ -38,29 +38,34 @@ class SequenceEncoder(nn.Module):
 class ContentOnlyItems(nn.Module):
     """Items whose ID is not used: scored by their frozen content vectors alone.
 
-    These are the items without a training interaction when ``unseen_items: content`` (UniSRec's
-    inductive setting: their ID embedding never met a target, only the softmax pushing it down),
-    and, during training only, a random ``id_dropout`` share of the other items, drawn anew at
-    every batch (DropoutNet, Volkovs et al. 2017), so that content alone must rank them against
-    items scored by ID. Such an item enters a sequence as one learned vector and scores
-    ``bias + sum_m weight_m * cos_m`` over its content modalities, with the bias and the weights
-    learned: content then carries the whole score, where a warm item's content cosine only adds
+    With ``content_only_below: k`` (k >= 1) these are the items without a training interaction
+    (UniSRec's inductive setting: their ID embedding never met a target, only the softmax pushing
+    it down) and the items with fewer than k that have a content vector (a handful of
+    interactions trains the content scoring better than an ID of their own). With ``id_dropout``
+    they are also, during training only, a random share of the other items, drawn anew at every
+    batch (DropoutNet, Volkovs et al. 2017), so that content alone must rank them against items
+    scored by ID. Such an item enters a sequence as one learned vector and scores
+    ``bias + sum_m weight_m * cos_m`` over its content modalities, the bias and the weights
+    learned: content carries the whole score, where a warm item's content cosine only adds
     ``alpha`` or ``beta`` times itself to its ID cosine.
     """
 
     def __init__(
         self,
-        unseen: torch.Tensor,
+        without_id: torch.Tensor,
+        untrained: torch.Tensor,
         content_modalities: list[str],
         hidden_size: int,
         id_dropout: float,
     ):
-        """``unseen``: ``[n_items]`` bool, the items never scored by ID (padding excluded)."""
+        """``without_id``, ``untrained``: ``[n_items]`` bool, the items never scored by ID and
+        those without a training interaction (padding in neither)."""
         super().__init__()
         if not 0.0 <= id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
         self.id_dropout = id_dropout
-        self.register_buffer("unseen", unseen, persistent=False)
+        self.register_buffer("without_id", without_id, persistent=False)
+        self.register_buffer("untrained", untrained, persistent=False)
         self.input_embedding = nn.Parameter(torch.zeros(hidden_size))  # in place of E_id rows
         self.bias = nn.Parameter(torch.zeros(()))
         self.content_weight = nn.ParameterDict(
@@ -70,7 +75,8 @@ class ContentOnlyItems(nn.Module):
     def hidden_ids(self) -> torch.Tensor:
         """``[n_items]`` bool: the items scored by content in this batch (padding never)."""
         if not self.training or self.id_dropout == 0.0:
-            return self.unseen
-        dropped = torch.rand(self.unseen.shape, device=self.unseen.device) < self.id_dropout
+            return self.without_id
+        dropped = torch.rand(self.without_id.shape, device=self.without_id.device)
+        dropped = dropped < self.id_dropout
         dropped[0] = False
-        return self.unseen | dropped
+        return self.without_id | dropped

@@ -15,7 +15,7 @@ from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
 from recbole_llmemf.data.domains import item_domains
-from recbole_llmemf.data.training_data import NEXT_ITEMS
+from recbole_llmemf.data.training_data import NEXT_ITEMS, training_target_counts
 from recbole_llmemf.model.layers import ContentOnlyItems, SequenceEncoder
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
@@ -102,20 +102,23 @@ class LLMEMF(SequentialRecommender):
             nn.init.normal_(parameter, std=self.initializer_range)
 
     def _content_only_items(self, config, dataset) -> ContentOnlyItems | None:
-        """The items scored by content alone (``unseen_items``, ``id_dropout``); None: none."""
-        if config["unseen_items"] not in ("id", "content"):
-            raise ValueError(
-                f"unseen_items must be 'id' or 'content', got {config['unseen_items']!r}"
-            )
-        id_dropout = config["id_dropout"] or 0.0
-        if config["unseen_items"] == "id" and id_dropout == 0.0:
+        """The items scored by content alone (``content_only_below``, ``id_dropout``); None: none."""
+        below, id_dropout = config["content_only_below"] or 0, config["id_dropout"] or 0.0
+        if below < 0:
+            raise ValueError(f"content_only_below must be 0 or more, got {below}")
+        if below == 0 and id_dropout == 0.0:
             return None
-        unseen = torch.zeros(self.n_items, dtype=torch.bool)
-        if config["unseen_items"] == "content":  # RecBole builds the model on the training split
-            counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
-            unseen = counts == 0
-            unseen[0] = False  # padding
-        return ContentOnlyItems(unseen, self.modalities[1:], self.hidden_size, id_dropout)
+        # RecBole builds the model on the training split
+        counts = training_target_counts(dataset)
+        has_content = torch.zeros_like(counts, dtype=torch.bool)
+        for modality in self.modalities[1:]:
+            has_content |= getattr(self, f"has_{modality}")
+        untrained = (counts == 0) & (below > 0)
+        untrained[0] = False  # padding
+        without_id = untrained | ((counts < below) & has_content)
+        return ContentOnlyItems(
+            without_id, untrained, self.modalities[1:], self.hidden_size, id_dropout
+        )
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -301,7 +304,7 @@ class LLMEMF(SequentialRecommender):
         summed = queries.new_zeros(3)
         for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
-            logits = self._leave_out_unseen(queries_d @ item_rows.T, domain)  # [3 P_d n_d]
+            logits = self._leave_out_untrained(queries_d @ item_rows.T, domain)  # [3 P_d n_d]
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
@@ -313,14 +316,14 @@ class LLMEMF(SequentialRecommender):
             self.other_domain_loss_weight * loss_other,
         )
 
-    def _leave_out_unseen(self, logits: torch.Tensor, domain: int) -> torch.Tensor:
+    def _leave_out_untrained(self, logits: torch.Tensor, domain: int) -> torch.Tensor:
         """Items never trained on are no negatives either: as one, a content-only item would only
         learn that having no interactions means never being the target, a fact of the split.
         """
         if self.content_only is None:
             return logits
-        unseen = self.content_only.unseen[getattr(self, f"domain_{domain}_items")]
-        return logits.masked_fill(unseen, float("-inf"))
+        untrained = self.content_only.untrained[getattr(self, f"domain_{domain}_items")]
+        return logits.masked_fill(untrained, float("-inf"))
 
     def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
         """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
