@@ -19,7 +19,7 @@ from recbole.utils import early_stopping
 import recbole_llmemf.bench.run as bench_module
 from llmemf_cli.bench import main
 from recbole_llmemf.bench.records import Run
-from recbole_llmemf.bench.report import best_epoch_index, case_key
+from recbole_llmemf.bench.report import best_epoch_index, case_key, read_cases
 from recbole_llmemf.bench.significance import per_case_values
 from recbole_llmemf.bench.specs import ABLATIONS, SHARED, effective_config_of
 from recbole_llmemf.utils.checkpoint import load_checkpoint
@@ -69,6 +69,20 @@ def test_bench_writes_tables_json_and_chart_and_reports_failures(tiny_dataset, t
     assert two_seeds == pytest.approx([statistics.fmean(seeds), statistics.stdev(seeds)], abs=1e-4)
     assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| LLMEMF |" in capsys.readouterr().out
+
+    # item groups: every test case in one group, every row tested against LLMEMF per group
+    cases = read_cases(stem.with_name(stem.name + ".cases.npz"))
+    for domain, groups in results["groups"].items():
+        assert sum(entry["cases"] for entry in groups.values()) == len(
+            cases[("LLMEMF", 1)][domain]["item"]
+        )
+        for entry in groups.values():
+            assert entry["against"] == "LLMEMF" and set(SIX) <= entry.keys()
+    assert "### Movie: MRR (%) by test target" in report
+    # the counts of prefix-row models (SASRec) and per-position ones (LLMEMF) agree
+    for domain in ("Movie", "Book"):
+        counts = [cases[(model, 1)][domain]["train_count"] for model in ("LLMEMF", "SASRec")]
+        assert np.array_equal(*counts) and counts[0].max() > 0
 
 
 def bench(tiny_dataset, out, *options, sets=()):

@@ -98,10 +98,18 @@ def test_unseen_items_enter_sequences_as_one_learned_vector(tiny_dataset):
     with torch.no_grad():
         model.content_only.input_embedding.normal_()
     items = torch.tensor([[3, 5, 4]])
-    embedded = model.embed_items(items, "id", model.hidden_ids())
+    embedded = model.embed_items(items, "id")
     torch.testing.assert_close(embedded[0, 0], model.content_only.input_embedding)
     torch.testing.assert_close(embedded[0, 2], model.content_only.input_embedding)
     torch.testing.assert_close(embedded[0, 1], model.item_embedding.weight[5])
+
+
+def test_id_dropout_hides_candidates_never_history_items(tiny_dataset):
+    _, model, _ = build(tiny_dataset, id_dropout=0.9)
+    model.train()
+    items = torch.arange(1, model.n_items)[None]
+    torch.testing.assert_close(model.embed_items(items, "id"), model.item_embedding(items))
+    assert model.hidden_ids().float().mean() > 0.5
 
 
 def test_unseen_items_are_no_training_negatives(tiny_dataset):
@@ -140,11 +148,11 @@ def test_id_dropout_hides_a_fresh_share_of_items_in_training_only(tiny_dataset):
 
 
 def test_one_epoch_learns_the_content_only_bias_and_weights(tiny_dataset):
-    config = {**tiny_dataset.config, "content_only_below": 1, "id_dropout": 0.3}
+    config = {**tiny_dataset.config, "content_only_below": 4, "id_dropout": 0.3}
     result = run_recbole(model="LLMEMF", dataset="tiny", config_dict=config, saved=True)
     assert result["best_valid_score"] == result["best_valid_score"]  # not NaN
     (checkpoint,) = __import__("pathlib").Path("saved").glob("LLMEMF-*.pth")
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
     assert state["content_only.bias"].item() != 0.0
-    assert state["content_only.content_weight.text"].item() != 1.0
+    assert state["content_only.content_weight.text"].item() != 0.1  # beta, where it starts
     assert state["content_only.input_embedding"].abs().sum().item() > 0

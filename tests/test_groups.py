@@ -79,7 +79,12 @@ def test_without_feature_files_the_groups_are_by_count_only(runs):
     ]
 
 
-def test_runs_written_before_train_counts_are_left_out(runs):
-    del runs[2].cases["Food"]["train_count"]
+def test_every_row_is_grouped_by_the_reference_rows_counts(runs):
+    runs[2].cases["Food"]["train_count"] = runs[2].cases["Food"]["train_count"] + 100
+    del runs[1].cases["Food"]["train_count"]  # written before train counts
     table = group_table(runs, None, reference="A")["Food"]
-    assert "B" not in table["0 train"]
+    assert table["0 train"]["B"]["fullmrr"] == table["0 train"]["B"]["fullmrr"]  # B is in it
+    assert table["0 train"]["cases"] == 2 * PER_ITEM
+    for run in runs:
+        run.cases["Food"].pop("train_count", None)
+    assert group_table(runs, None, reference="A") == {}

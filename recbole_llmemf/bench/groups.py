@@ -3,7 +3,8 @@ training pair (0, 1-2, 3-9, 10+) and whether it has a content vector. Sparse cat
 where ID models fail and co-occurrence or content must carry the ranking; these tables show it.
 
 Each run's case tables carry ``train_count``, from the training split of that run
-(:func:`attach_train_counts`, from the training dataset RecBole built); which items have a
+(:func:`attach_train_counts`, from the training dataset RecBole built), and every row is grouped
+by the reference row's counts (general models train on more interactions); which items have a
 vector is read from the dataset's feature files (:func:`content_items`). Per domain and group, each
 row's MRR and NDCG@10 over the group's cases (seeds averaged per case) and the paired test against
 the reference row on those cases (significance.compare).
@@ -53,32 +54,49 @@ def content_items(dataset_dir: Path) -> set[str] | None:
     return {token for path in present for token in read_item_vectors(str(path)).tokens}
 
 
-def group_index(table: dict, content: set[str] | None) -> np.ndarray:
-    """Index into :func:`group_names` of each case."""
-    counts = table["train_count"]
-    bins = np.zeros(len(counts), dtype=int)
+def group_index(table: dict, counts: dict[str, int], content: set[str] | None) -> np.ndarray:
+    """Index into :func:`group_names` of each case, from its target's training count."""
+    target_counts = np.array([counts.get(item, 0) for item in table["item"].tolist()])
+    bins = np.zeros(len(target_counts), dtype=int)
     for index, (low, _high, _name) in enumerate(COUNT_BINS):
-        bins[counts >= low] = index
+        bins[target_counts >= low] = index
     if content is None:
         return bins
     without = np.array([item not in content for item in table["item"].tolist()], dtype=int)
     return 2 * bins + without
 
 
+def training_counts(runs: list[Run], domain: str, reference: str) -> dict[str, int] | None:
+    """``{target: train_count}`` of the reference row's cases (else of the first run that has
+    them): one grouping for every row, whatever training split a general model built."""
+    tables = [run.cases[domain] for run in runs if "train_count" in run.cases.get(domain, {})]
+    preferred = [run.cases[domain] for run in runs if run.label == reference]
+    tables = [t for t in preferred if "train_count" in t] or tables
+    if not tables:
+        return None
+    return dict(zip(tables[0]["item"].tolist(), tables[0]["train_count"].tolist()))
+
+
 def group_table(runs: list[Run], content: set[str] | None, reference: str) -> dict:
-    """``{domain: {group: {"cases": n, label: {metric: mean, "<metric>_p": p}}}}``; runs whose
-    cases lack ``train_count`` (written before it existed) are left out."""
-    tables: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        for domain, cases in run.cases.items():
-            if "train_count" in cases:
-                tables[domain][run.label].append(cases)
+    """``{domain: {group: {"cases": n, "against": reference, label: {metric: mean,
+    "<metric>_p": p}}}}``; domains without training counts (cases written before them) are left
+    out."""
     names = group_names(content is not None)
     result: dict = {}
-    for domain, rows in tables.items():
+    for domain in dict.fromkeys(d for run in runs for d in run.cases):
+        counts = training_counts(runs, domain, reference)
+        if counts is None:
+            continue
+        rows: dict[str, list] = defaultdict(list)
+        for run in runs:
+            if domain in run.cases:
+                rows[run.label].append(run.cases[domain])
         result[domain] = {}
         for index, group in enumerate(names):
-            of_group = {label: _of_group(seeds, index, content) for label, seeds in rows.items()}
+            of_group = {
+                label: [_select(c, group_index(c, counts, content) == index) for c in seeds]
+                for label, seeds in rows.items()
+            }
             entry: dict = {
                 "cases": len(mean_over_seeds(next(iter(of_group.values())))),
                 "against": reference,
@@ -88,10 +106,6 @@ def group_table(runs: list[Run], content: set[str] | None, reference: str) -> di
                 entry[label] = _scores(selected, against)
             result[domain][group] = entry
     return result
-
-
-def _of_group(seeds: list[dict], index: int, content: set[str] | None) -> list[dict]:
-    return [_select(cases, group_index(cases, content) == index) for cases in seeds]
 
 
 def _select(cases: dict, mask: np.ndarray) -> dict:

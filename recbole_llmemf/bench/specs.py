@@ -44,6 +44,16 @@ ABLATIONS = {
 }
 
 
+# LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
+CONTENT = {
+    "LLMEMF-cold-content": {"content_only_below": 1},
+    "LLMEMF-cold-content+dropout": {"content_only_below": 1, "id_dropout": 0.2},
+    "LLMEMF-rare-content": {"content_only_below": 3},
+    "LLMEMF-rare-content+dropout": {"content_only_below": 3, "id_dropout": 0.2},
+}
+VARIANTS = {**ABLATIONS, **CONTENT}
+
+
 # Keys that change what a run shows, not what it computes: a run resumed elsewhere still matches.
 DISPLAY_KEYS = {"show_progress"}
 
@@ -91,8 +101,8 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
 
 
 def _spec(label: str) -> tuple[str, str, dict]:
-    if label in ABLATIONS:
-        return label, "LLMEMF", ABLATIONS[label]
+    if label in VARIANTS:
+        return label, "LLMEMF", VARIANTS[label]
     if label.endswith(INDOMAIN):
         return label, label[: -len(INDOMAIN)], {"train_in_target_domain": True}
     return label, label, {}

@@ -42,11 +42,11 @@ class ContentOnlyItems(nn.Module):
     (UniSRec's inductive setting: their ID embedding never met a target, only the softmax pushing
     it down) and the items with fewer than k that have a content vector (a handful of
     interactions trains the content scoring better than an ID of their own). With ``id_dropout``
-    they are also, during training only, a random share of the other items, drawn anew at every
-    batch (DropoutNet, Volkovs et al. 2017), so that content alone must rank them against items
-    scored by ID. Such an item enters a sequence as one learned vector and scores
-    ``bias + sum_m weight_m * cos_m`` over its content modalities, the bias and the weights
-    learned: content carries the whole score, where a warm item's content cosine only adds
+    they are also, during training only, a random share of the other items as candidates, drawn
+    anew at every batch (DropoutNet, Volkovs et al. 2017), so that content alone must rank them
+    against items scored by ID. An item without an ID enters a sequence as one learned vector, and
+    as a candidate scores ``bias + sum_m weight_m * cos_m`` over its content modalities, the bias
+    and the weights learned: content carries the whole score, where a warm item's content cosine only adds
     ``alpha`` or ``beta`` times itself to its ID cosine.
     """
 
@@ -54,12 +54,15 @@ class ContentOnlyItems(nn.Module):
         self,
         without_id: torch.Tensor,
         untrained: torch.Tensor,
-        content_modalities: list[str],
+        content_weights: dict[str, float],
         hidden_size: int,
         id_dropout: float,
     ):
         """``without_id``, ``untrained``: ``[n_items]`` bool, the items never scored by ID and
-        those without a training interaction (padding in neither)."""
+        those without a training interaction (padding in neither). ``content_weights``: per
+        content modality, its weight for the other items (alpha, beta), where the learned
+        weights start: at first an item without an ID scores as it would with a zero ID cosine,
+        not above every item (weight 1 made the first epochs rank them first)."""
         super().__init__()
         if not 0.0 <= id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
@@ -69,11 +72,11 @@ class ContentOnlyItems(nn.Module):
         self.input_embedding = nn.Parameter(torch.zeros(hidden_size))  # in place of E_id rows
         self.bias = nn.Parameter(torch.zeros(()))
         self.content_weight = nn.ParameterDict(
-            {m: nn.Parameter(torch.ones(())) for m in content_modalities}
+            {m: nn.Parameter(torch.tensor(float(w))) for m, w in content_weights.items()}
         )
 
     def hidden_ids(self) -> torch.Tensor:
-        """``[n_items]`` bool: the items scored by content in this batch (padding never)."""
+        """``[n_items]`` bool: the candidates scored by content in this batch (padding never)."""
         if not self.training or self.id_dropout == 0.0:
             return self.without_id
         dropped = torch.rand(self.without_id.shape, device=self.without_id.device)

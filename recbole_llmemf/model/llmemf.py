@@ -117,7 +117,11 @@ class LLMEMF(SequentialRecommender):
         untrained[0] = False  # padding
         without_id = untrained | ((counts < below) & has_content)
         return ContentOnlyItems(
-            without_id, untrained, self.modalities[1:], self.hidden_size, id_dropout
+            without_id,
+            untrained,
+            {m: self.modality_weight[m] for m in self.modalities[1:]},
+            self.hidden_size,
+            id_dropout,
         )
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -168,21 +172,16 @@ class LLMEMF(SequentialRecommender):
             empty sub-sequence has a zero representation.
         """
         rows = torch.arange(len(item_seq), device=item_seq.device)
-        return self.representations(item_seq, rows, item_seq_len - 1, self.hidden_ids())
+        return self.representations(item_seq, rows, item_seq_len - 1)
 
     def representations(
-        self,
-        item_seq: torch.Tensor,
-        rows: torch.Tensor,
-        steps: torch.Tensor,
-        hidden: torch.Tensor | None = None,
+        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
     ) -> torch.Tensor:
         """The nine representations of the histories ``item_seq[rows, : steps + 1]``.
 
         Args:
             item_seq: ``[B L]``, each sequence encoded once however many histories it gives.
             rows, steps: ``[P]``, the sequence and the last position of each history.
-            hidden: ``[n_items]`` bool, the items that enter as content only (:meth:`hidden_ids`).
 
         Returns:
             ``[3, n_modalities, P, H]`` as :meth:`forward`.
@@ -192,7 +191,7 @@ class LLMEMF(SequentialRecommender):
         view = self.view_of_sequence[:, None]  # X and Y read the domain view
         reps = []
         for modality in self.modalities:
-            item_emb = self.embed_items(item_seq, modality, hidden).repeat(2, 1, 1)
+            item_emb = self.embed_items(item_seq, modality).repeat(2, 1, 1)  # merged, domain view
             output = self.encoder[modality](item_emb, positions, attention_mask)
             output = output.unflatten(0, (2, -1))  # [2 B L H]
             rep = output[view, rows[None, :], last.clamp(min=0)]  # [3 P H]
@@ -203,14 +202,15 @@ class LLMEMF(SequentialRecommender):
         """``[n_items]`` bool, the items scored by content alone now (:class:`ContentOnlyItems`)."""
         return None if self.content_only is None else self.content_only.hidden_ids()
 
-    def embed_items(
-        self, items: torch.Tensor, modality: str, hidden: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def embed_items(self, items: torch.Tensor, modality: str) -> torch.Tensor:
         if modality == "id":
-            if hidden is None:
+            if self.content_only is None:
                 return self.item_embedding(items)
+            # items without an ID enter as one learned vector; the ID dropout of training
+            # hides candidates only (DropoutNet's item side), never the history's items
+            without_id = self.content_only.without_id[items].unsqueeze(-1)
             unknown = self.content_only.input_embedding
-            return torch.where(hidden[items].unsqueeze(-1), unknown, self.item_embedding(items))
+            return torch.where(without_id, unknown, self.item_embedding(items))
         vectors = self.adaptor[modality](getattr(self, f"{modality}_matrix")[items])
         has_vector = getattr(self, f"has_{modality}")[items].unsqueeze(-1)
         return torch.where(has_vector, vectors, self.missing_embedding[modality])
@@ -298,7 +298,7 @@ class LLMEMF(SequentialRecommender):
         pairs = [torch.nonzero(self.item_domain[targets] == d, as_tuple=True) for d in range(2)]
         rows, steps = (torch.cat(index) for index in zip(*pairs))  # [P]
         hidden = self.hidden_ids()  # one draw of the ID dropout per batch
-        reps = self.representations(item_seq, rows, steps, hidden)  # [3 M P H]
+        reps = self.representations(item_seq, rows, steps)  # [3 M P H]
         queries = self.fused_queries(reps) / self.temperature  # [3 P K]
         by_domain = queries.split([len(index[0]) for index in pairs], dim=1)
         summed = queries.new_zeros(3)
