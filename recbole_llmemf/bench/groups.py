@@ -69,12 +69,12 @@ def group_index(table: dict, counts: dict[str, int], content: set[str] | None) -
 def training_counts(runs: list[Run], domain: str, reference: str) -> dict[str, int] | None:
     """``{target: train_count}`` of the reference row's cases (else of the first run that has
     them): one grouping for every row, whatever training split a general model built."""
-    tables = [run.cases[domain] for run in runs if "train_count" in run.cases.get(domain, {})]
-    preferred = [run.cases[domain] for run in runs if run.label == reference]
-    tables = [t for t in preferred if "train_count" in t] or tables
-    if not tables:
+    counted = [run for run in runs if "train_count" in run.cases.get(domain, {})]
+    counted.sort(key=lambda run: run.label != reference)  # the reference's first
+    if not counted:
         return None
-    return dict(zip(tables[0]["item"].tolist(), tables[0]["train_count"].tolist()))
+    cases = counted[0].cases[domain]
+    return dict(zip(cases["item"].tolist(), cases["train_count"].tolist()))
 
 
 def group_table(runs: list[Run], content: set[str] | None, reference: str) -> dict:
