@@ -9,7 +9,8 @@ two groups and walks along a group's items in order, switching domain now and th
   have none; a noisier "title only" text without the place code stands for text without LLM
   enrichment (the paper's ablation).
 Written as RecBole atomic files: ``.inter``, ``.item`` (domain, title), ``.itememb_img``,
-``.itememb_txt``, ``.itememb_txtraw``, and the dataset's yaml beside them (loaded for every model,
+``.itememb_txt``, ``.itememb_txtraw``, DMESR's MLLM views ``.itememb_llmimg``, ``.itememb_llmtxt``,
+``.itememb_llmboth``, and the dataset's yaml beside them (loaded for every model,
 recbole_llmemf.config.configurator).
 """
 
@@ -113,6 +114,28 @@ def _write_features(folder: Path, spec: SyntheticSpec, items, rng: np.random.Gen
     write_atomic_file(
         folder / f"{spec.name}.itememb_txtraw", ["item_id:token", "txtraw_emb:float_seq"], rows
     )
+    _write_llm_views(folder, spec, items, shared, centroids, place)
+
+
+def _write_llm_views(folder: Path, spec: SyntheticSpec, items, shared, centroids, place) -> None:
+    """DMESR's three MLLM descriptions (from the image, the text, both): coarse views of the
+    group and the place, each with its own noise; their own generator, as the bare title's."""
+    rng = np.random.default_rng(spec.seed + 2)
+    for kind, noise, missing in (
+        ("llmimg", 0.9, spec.missing_image),
+        ("llmtxt", 0.9, spec.missing_text),
+        ("llmboth", 0.6, max(spec.missing_image, spec.missing_text)),
+    ):
+        rows = []
+        for token, d, g, r in items:
+            if rng.random() < missing:
+                continue
+            vector = shared[g] + 0.7 * centroids[d, g] + 0.5 * place[r]
+            vector = vector + noise * rng.normal(size=spec.feature_dim)
+            rows.append((token, " ".join(f"{v:.5f}" for v in vector / np.linalg.norm(vector))))
+        write_atomic_file(
+            folder / f"{spec.name}.itememb_{kind}", ["item_id:token", f"{kind}_emb:float_seq"], rows
+        )
 
 
 def _place_codes(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:

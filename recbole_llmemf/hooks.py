@@ -88,6 +88,13 @@ HOOKS: tuple[Hook, ...] = (
     Hook("set", "recbole.data.dataset:ContentCosineDataset",
          "recbole_llmemf.data.dataset:LLMEMFDataset", "model: ContentCosine",
          "data/utils.py L41 create_dataset", "it reads the same frozen item vectors as LLMEMF"),
+    *(row for backbone in ("SASRec", "GRU4Rec") for row in (
+        Hook("set", f"sys.modules:recbole.model.sequential_recommender.{backbone.lower()}dmesr",
+             "recbole_llmemf.model.dmesr", f"model: {backbone}DMESR", "utils.py L74-78 get_model",
+             "RecBole's backbone with DMESR's item enhancer, found as LLMEMF is"),
+        Hook("set", f"recbole.data.dataset:{backbone}DMESRDataset",
+             "recbole_llmemf.data.dataset:DMESRDataset", f"model: {backbone}DMESR",
+             "data/utils.py L41 create_dataset", "the enhancer's frozen views (dmesr_views)"))),
     Hook("wrap", "recbole.config.configurator.Config:_load_internal_config_dict",
          "recbole_llmemf.config.configurator:load_our_yaml_files",
          "model: LLMEMF; a dataset yaml; protocol", "configurator.py L273-319",

@@ -29,6 +29,8 @@ SHARED = {
 
 # "<Model>-indomain": RecBole's CE sequential model trained with the target domain's softmax only
 INDOMAIN = "-indomain"
+# "<Model>+DMESR": RecBole's sequential model with DMESR's item enhancer (model/dmesr.py)
+ENHANCED = "+DMESR"
 
 
 # The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
@@ -61,22 +63,27 @@ DISPLAY_KEYS = {"show_progress"}
 def effective_config(config, asked: dict) -> dict:
     """The final value of every shared key, every key asked for and every key of the model's yaml."""
     keys = list(SHARED) + [k for k in asked if k not in SHARED and k not in DISPLAY_KEYS]
-    keys += [k for k in model_yaml_keys(config["model"]) if k not in keys]
+    model_keys = model_yaml_keys(config["model"], getattr(config, "model_class", None))
+    keys += [k for k in model_keys if k not in keys]
     values = {key: config[key] for key in keys if config[key] is not None}
     return json.loads(json.dumps(values, default=str))
 
 
-def model_yaml_keys(model: str) -> list[str]:
+def model_yaml_keys(model: str, model_class=None) -> list[str]:
+    """The keys of RecBole's yaml of ``model`` and of ours (model_yaml_files)."""
     import recbole
     import yaml
 
-    from recbole_llmemf.config.configurator import PROPERTIES
+    from recbole_llmemf.config.configurator import model_yaml_files
 
+    files = [Path(recbole.__file__).parent / "properties" / "model" / f"{model}.yaml"]
+    files += model_yaml_files(model, model_class)
     keys = []
-    for folder in (Path(recbole.__file__).parent / "properties" / "model", PROPERTIES / "model"):
-        path = folder / f"{model}.yaml"
+    for path in files:
         if path.is_file():
-            keys += list(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+            keys += [
+                k for k in yaml.safe_load(path.read_text(encoding="utf-8")) or {} if k not in keys
+            ]
     return keys
 
 
@@ -103,6 +110,8 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
 def _spec(label: str) -> tuple[str, str, dict]:
     if label in VARIANTS:
         return label, "LLMEMF", VARIANTS[label]
+    if label.endswith(ENHANCED):  # SASRec+DMESR -> RecBole's SASRec with DMESR's enhancer
+        return label, label[: -len(ENHANCED)] + "DMESR", {}
     if label.endswith(INDOMAIN):
         return label, label[: -len(INDOMAIN)], {"train_in_target_domain": True}
     return label, label, {}

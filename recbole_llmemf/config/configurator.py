@@ -8,6 +8,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import recbole
 from recbole.config import Config
 from recbole.utils import ModelType
 
@@ -18,8 +19,7 @@ def load_our_yaml_files(original: Callable, config: Config, model, model_class, 
     """After RecBole's internal yaml (overall, model, sequential.yaml), load ours, so that our model
     defaults, dataset keys and evaluation protocol win over RecBole's while external config still wins."""
     original(config, model, model_class, dataset)
-    model_yaml = PROPERTIES / "model" / f"{model}.yaml"
-    if model_yaml.is_file():
+    for model_yaml in model_yaml_files(model, model_class):
         config._update_internal_config_dict(str(model_yaml))
     for dataset_yaml in dataset_yaml_files(config, dataset):
         keys = config._update_internal_config_dict(str(dataset_yaml)) or {}
@@ -31,6 +31,19 @@ def load_our_yaml_files(original: Callable, config: Config, model, model_class, 
         config._update_internal_config_dict(str(PROPERTIES / "protocol" / "common.yaml"))
         config._update_internal_config_dict(str(protocol_yaml(protocol)))
     train_ce_models_without_negatives(config)
+
+
+def model_yaml_files(model: str, model_class) -> list[Path]:
+    """Our model's yaml; for a RecBole backbone with an enhancer (``recbole_backbone``, such as
+    SASRecDMESR), the backbone's own yaml from RecBole first, which RecBole does not find by the
+    enhanced model's name, then the enhancer's."""
+    backbone = getattr(model_class, "recbole_backbone", None)
+    files = []
+    if backbone is not None:
+        files.append(Path(recbole.__file__).parent / "properties" / "model" / f"{backbone}.yaml")
+        model = getattr(model_class, "enhancer_name", model)
+    files.append(Path(str(PROPERTIES / "model" / f"{model}.yaml")))
+    return [path for path in files if path.is_file()]
 
 
 def train_ce_models_without_negatives(config: Config) -> None:

@@ -75,12 +75,8 @@ class LLMEMFDataset(SequentialDataset):
         if self.item_feat is not None:
             known_items = set(self.item_feat[self.iid_field].astype(str))
         self.item_vectors = {
-            modality: read_item_vectors(
-                os.path.join(dataset_path, f"{token}.{self.config[f'{modality}_feature_suffix']}"),
-                known_items,
-            )
-            for modality in MODALITIES
-            if self.config[f"use_{modality}"]
+            name: read_item_vectors(os.path.join(dataset_path, f"{token}.{suffix}"), known_items)
+            for name, suffix in self.vector_files().items()
         }
         # Content-destroying control: each vector goes to another item that has one (seeded), so
         # "has a title / an image" stays and "what it says" is gone.
@@ -92,6 +88,14 @@ class LLMEMFDataset(SequentialDataset):
                     vectors.path, vectors.tokens, np.asarray(vectors.matrix)[order]
                 )
         self._log_coverage()
+
+    def vector_files(self) -> dict[str, str]:
+        """The item vectors to read: name -> suffix of ``<dataset>.<suffix>``."""
+        return {
+            modality: self.config[f"{modality}_feature_suffix"]
+            for modality in MODALITIES
+            if self.config[f"use_{modality}"]
+        }
 
     def _log_coverage(self) -> None:
         items = [] if self.item_feat is None else self.item_feat[self.iid_field].astype(str)
@@ -119,6 +123,13 @@ class LLMEMFDataset(SequentialDataset):
         if self.time_field in feat:
             feat = feat.sort_values(self.time_field, kind="stable")
         return feat.groupby(self.uid_field, sort=False)[iid].last().astype(str).tolist()
+
+
+class DMESRDataset(LLMEMFDataset):
+    """The frozen views of DMESR's enhancer (``dmesr_views``: name -> suffix, model/dmesr.py)."""
+
+    def vector_files(self) -> dict[str, str]:
+        return dict(self.config["dmesr_views"])
 
 
 def load_item_matrix(dataset: LLMEMFDataset, modality: str) -> tuple[torch.Tensor, torch.Tensor]:

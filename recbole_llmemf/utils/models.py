@@ -16,6 +16,8 @@ from recbole_llmemf.trainer.observer import current
 OUR_MODELS = {
     "LLMEMF": "recbole_llmemf.model.llmemf",
     "ContentCosine": "recbole_llmemf.model.content_cosine",
+    "SASRecDMESR": "recbole_llmemf.model.dmesr",
+    "GRU4RecDMESR": "recbole_llmemf.model.dmesr",
 }
 _RECBOLE_FAMILIES = ["general", "context_aware", "sequential", "knowledge_aware"]
 

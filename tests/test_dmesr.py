@@ -1,0 +1,117 @@
+"""DMESR's dual-view enhancer (model/dmesr.py): its loss, the fusion's shapes and masking, and one
+epoch of each RecBole backbone with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.quick_start import run_recbole
+from recbole.utils import init_seed
+
+from llmemf_cli.bench import main as bench_main
+from recbole_llmemf.model.dmesr import EnhancedItemEmbedding, SASRecDMESR
+
+
+def built(tiny_dataset, model="SASRecDMESR", **options):
+    config = Config(model=model, dataset="tiny", config_dict={**tiny_dataset.config, **options})
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    return config, SASRecDMESR(config, train_data._dataset), train_data
+
+
+def test_the_backbone_keeps_recboles_keys_and_gets_the_enhancers(tiny_dataset):
+    config, model, _ = built(tiny_dataset)
+    assert config["n_layers"] == 2 and config["loss_type"] == "CE"  # RecBole's SASRec.yaml
+    assert set(config["dmesr_views"]) == {"llm_image", "llm_text", "llm_both", "title"}
+    assert isinstance(model.item_embedding, EnhancedItemEmbedding)
+
+
+def test_fusion_shapes_and_missing_views(tiny_dataset):
+    _, model, _ = built(tiny_dataset)
+    model.eval()
+    embedding = model.item_embedding
+    enhancer = embedding.enhancer
+    items = torch.arange(model.n_items)
+    fused = enhancer(items)
+    assert fused.shape == (model.n_items, model.hidden_size) and torch.isfinite(fused).all()
+    assert (fused[0] == 0).all(), "padding has no view"
+    missing = torch.nonzero(~enhancer.has_llm_image[1:]).flatten() + 1
+    assert len(missing) > 0, "the tiny data leaves some items without an image view"
+    before = enhancer(missing)
+    enhancer.llm_image_matrix[missing] = torch.randn(
+        len(missing), enhancer.llm_image_matrix.shape[1]
+    )
+    torch.testing.assert_close(enhancer(missing), before)
+    for view in enhancer.views:
+        getattr(enhancer, f"has_{view}")[5] = False
+    assert (enhancer(torch.tensor([5])) == 0).all(), "an item without any view adds nothing"
+    # the backbone's two uses agree: a lookup and the whole matrix
+    torch.testing.assert_close(embedding(items[None, :7])[0], embedding.weight[:7])
+    torch.testing.assert_close(embedding.weight, embedding.embedding.weight + enhancer(items))
+
+
+def test_alignment_loss_is_a_symmetric_infonce_over_the_batch_items(tiny_dataset):
+    config, model, _ = built(tiny_dataset, dmesr_align_weight=0.5)
+    enhancer = model.item_embedding.enhancer
+    items = torch.tensor([3, 3, 0, 7, 12, 20])
+    kept = torch.tensor(
+        [i for i in [3, 7, 12, 20] if enhancer.has_llm_image[i] and enhancer.has_llm_text[i]]
+    )
+    image = F.normalize(enhancer.project["llm_image"](enhancer.llm_image_matrix[kept]), dim=-1)
+    text = F.normalize(enhancer.project["llm_text"](enhancer.llm_text_matrix[kept]), dim=-1)
+    logits = image @ text.T / config["dmesr_align_temperature"]
+    labels = torch.arange(len(kept))
+    expected = 0.25 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    torch.testing.assert_close(enhancer.alignment_loss(items), expected)
+    _, unaligned, _ = built(tiny_dataset, dmesr_align_weight=0.0)
+    assert unaligned.item_embedding.enhancer.alignment_loss(items) == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"dmesr_combine": "gate"},
+        {"dmesr_fusion": False},  # LLM views only, no cross-attention
+        {"dmesr_views": {"title": "itememb_txtraw"}},  # the title view alone
+    ],
+)
+def test_views_and_switches_train(tiny_dataset, options):
+    _, model, train_data = built(tiny_dataset, **options)
+    batch = next(iter(train_data))
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    projections = model.item_embedding.enhancer.project
+    assert all(
+        p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in projections.values()
+    )
+
+
+@pytest.mark.parametrize("model", ["SASRecDMESR", "GRU4RecDMESR"])
+def test_one_epoch_of_each_backbone(tiny_dataset, model):
+    result = run_recbole(model=model, dataset="tiny", config_dict=tiny_dataset.config)
+    assert 0 < result["test_result"]["fullmrr"] <= 1
+
+
+def test_benchmark_labels(tiny_dataset, tmp_path):
+    options = ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1"]
+    options += [
+        f"--out={tmp_path}",
+        "--models=SASRec+DMESR,GRU4Rec+DMESR",
+        "--set",
+        "state=WARNING",
+    ]
+    options += ["hidden_size=16", "inner_size=16", "embedding_size=16"]
+    assert bench_main(options) == 0
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    assert [(r["label"], r["model"], r["status"]) for r in runs] == [
+        ("SASRec+DMESR", "SASRecDMESR", "ok"),
+        ("GRU4Rec+DMESR", "GRU4RecDMESR", "ok"),
+    ]
+    assert runs[0]["config"]["dmesr_combine"] == "add", "the enhancer's keys are recorded"
