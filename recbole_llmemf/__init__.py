@@ -12,9 +12,18 @@ hooks.install()  # first: its first rows repair numpy and ray before RecBole is 
 from recbole_llmemf.model import LLMEMF, ContentCosine  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ContentCosine", "LLMEMF", "register", "__version__"]
+__all__ = ["ContentCosine", "GRU4RecDMESR", "LLMEMF", "SASRecDMESR", "register", "__version__"]
 
 
 def register() -> None:
     """Install the hook table (done on import); safe to call again."""
     hooks.install()
+
+
+def __getattr__(name: str):
+    """``SASRecDMESR`` and ``GRU4RecDMESR``, imported when first named (model/__init__.py)."""
+    if name in ("GRU4RecDMESR", "SASRecDMESR"):
+        from recbole_llmemf import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ where its key is not set: ``tests/test_off_state.py`` checks RecBole's numbers w
 imported. :func:`install` runs on ``import recbole_llmemf``; :func:`uninstall` restores RecBole.
 
 Kinds: ``wrap`` (the hook is called as ``hook(original, *args)``), ``set`` (the attribute becomes
-the hook, or an alias module is added to ``sys.modules``), ``item`` (``table[key]`` of a RecBole
+the hook, or a module gets an alias, imported when first asked for), ``item`` (``table[key]`` of a RecBole
 dict becomes the hook), ``call`` (the hook runs once and returns its undo). Where a hook had to repeat some of
 RecBole's code, its row says why.
 """
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,6 +161,45 @@ HOOKS: tuple[Hook, ...] = (
 _installed: list[Callable[[], None]] = []  # undo steps, newest last
 
 
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Module aliases (``sys.modules:<alias>`` rows), imported only when RecBole asks for one:
+    importing the plugin must not import RecBole's sequential models (their sine.py turns
+    autograd's anomaly detection on for everyone)."""
+
+    def __init__(self) -> None:
+        self.modules: dict[str, str] = {}
+
+    def add(self, alias: str, module: str) -> Callable[[], None]:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+        previous = sys.modules.pop(alias, None)
+        self.modules[alias] = module
+
+        def undo() -> None:
+            self.modules.pop(alias, None)
+            sys.modules.pop(alias, None)
+            if previous is not None:
+                sys.modules[alias] = previous
+            if not self.modules and self in sys.meta_path:
+                sys.meta_path.remove(self)
+
+        return undo
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in self.modules:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(self.modules[spec.name])  # the module itself, not a copy
+
+    def exec_module(self, module) -> None:
+        pass  # executed when imported under its own name
+
+
+_ALIASES = _AliasFinder()
+
+
 def _resolve(path: str):
     module, _, attribute = path.partition(":")
     parts = module.split(".")
@@ -182,17 +223,7 @@ def _install_one(hook: Hook) -> Callable[[], None]:
     if hook.kind == "call":
         return _resolve(hook.hook)() or (lambda: None)
     if hook.target.startswith("sys.modules:"):
-        alias = hook.target.partition(":")[2]
-        previous = sys.modules.get(alias)
-        sys.modules[alias] = importlib.import_module(hook.hook)
-
-        def undo_alias() -> None:
-            if previous is None:
-                sys.modules.pop(alias, None)
-            else:
-                sys.modules[alias] = previous
-
-        return undo_alias
+        return _ALIASES.add(hook.target.partition(":")[2], hook.hook)
     if hook.kind == "item":
         return _set_item(hook)
     owner, name = _owner_and_name(hook.target)

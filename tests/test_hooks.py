@@ -13,15 +13,18 @@ from recbole_llmemf import hooks
 # In a fresh interpreter: which rows are in place after import, after uninstall, after install.
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import importlib, json, sys
     from recbole_llmemf import hooks
 
     def in_place(hook):
         if hook.kind == "call":
             return None
         value = hooks._resolve(hook.hook)
-        if hook.target.startswith("sys.modules:"):
-            return sys.modules.get(hook.target.partition(":")[2]) is value
+        if hook.target.startswith("sys.modules:"):  # registered, and importing it gives ours
+            alias = hook.target.partition(":")[2]
+            if alias not in hooks._ALIASES.modules:
+                return sys.modules.get(alias) is value
+            return importlib.import_module(alias) is value
         if hook.kind == "item":
             table, _, key = hook.target.rstrip("]").partition("[")
             return hooks._resolve(table).get(key) is value
@@ -59,6 +62,18 @@ def test_install_uninstall_install():
     assert states["imported"] == expected == states["installed"]
     assert states["uninstalled"] == [None if h.kind == "call" else False for h in hooks.HOOKS]
     assert states["LLMEMF"] == ["LLMEMF", "ModuleNotFoundError", "LLMEMF"]
+
+
+def test_importing_the_plugin_imports_none_of_recboles_sequential_models():
+    """Their package turns autograd's anomaly detection on (sine.py L25): a plugin that imported
+    it would slow every user's training and add a warning."""
+    script = (
+        "import sys, torch, recbole_llmemf\n"
+        "print(torch.is_anomaly_enabled(), 'recbole.model.sequential_recommender' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "False"]
 
 
 def test_every_row_names_its_switch_the_recbole_code_and_why():
