@@ -14,7 +14,9 @@ from recbole.quick_start import run_recbole
 from recbole.utils import init_seed
 
 from llmemf_cli.bench import main as bench_main
-from recbole_llmemf.model.dmesr import EnhancedItemEmbedding, SASRecDMESR
+from recbole_llmemf import LLMEMF
+from recbole_llmemf.model.dmesr import SASRecDMESR
+from recbole_llmemf.model.layers import EnhancedItemEmbedding
 
 
 def built(tiny_dataset, model="SASRecDMESR", **options):
@@ -53,6 +55,12 @@ def test_fusion_shapes_and_missing_views(tiny_dataset):
     # the backbone's two uses agree: a lookup and the whole matrix
     torch.testing.assert_close(embedding(items[None, :7])[0], embedding.weight[:7])
     torch.testing.assert_close(embedding.weight, embedding.embedding.weight + enhancer(items))
+    with torch.no_grad():  # evaluation: one computation per set of weights
+        first = embedding.weight
+        assert embedding.weight is first
+        enhancer.project["title"].weight.mul_(2)
+        assert embedding.weight is not first
+        torch.testing.assert_close(embedding.weight, embedding.embedding.weight + enhancer(items))
 
 
 def test_alignment_loss_is_a_symmetric_infonce_over_the_batch_items(tiny_dataset):
@@ -103,7 +111,7 @@ def test_benchmark_labels(tiny_dataset, tmp_path):
     options = ["--dataset=tiny", f"--data-path={tiny_dataset.data_path}", "--epochs=1"]
     options += [
         f"--out={tmp_path}",
-        "--models=SASRec+DMESR,GRU4Rec+DMESR",
+        "--models=SASRec+DMESR,GRU4Rec+DMESR,LLMEMF+DMESR",
         "--set",
         "state=WARNING",
     ]
@@ -113,5 +121,24 @@ def test_benchmark_labels(tiny_dataset, tmp_path):
     assert [(r["label"], r["model"], r["status"]) for r in runs] == [
         ("SASRec+DMESR", "SASRecDMESR", "ok"),
         ("GRU4Rec+DMESR", "GRU4RecDMESR", "ok"),
+        ("LLMEMF+DMESR", "LLMEMF", "ok"),
     ]
     assert runs[0]["config"]["dmesr_combine"] == "add", "the enhancer's keys are recorded"
+    assert runs[2]["config"]["item_enhancer"] == "dmesr" and "dmesr_views" in runs[2]["config"]
+
+
+def test_llmemf_with_the_enhancer_in_place_of_its_adaptors(tiny_dataset):
+    options = {"item_enhancer": "dmesr", "use_image": False, "use_text": False}
+    config = Config(model="LLMEMF", dataset="tiny", config_dict={**tiny_dataset.config, **options})
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    model = LLMEMF(config, train_data._dataset)
+    assert model.modalities == ["id"] and isinstance(model.item_embedding, EnhancedItemEmbedding)
+    losses = model.calculate_loss(next(iter(train_data)))
+    assert len(losses) == 4 and losses[3] > 0, "Eq. 10's three terms and the alignment"
+    with pytest.raises(ValueError, match="item_enhancer"):
+        Config(
+            model="LLMEMF",
+            dataset="tiny",
+            config_dict={**tiny_dataset.config, "item_enhancer": "x"},
+        )

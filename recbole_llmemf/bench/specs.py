@@ -61,30 +61,28 @@ DISPLAY_KEYS = {"show_progress"}
 
 
 def effective_config(config, asked: dict) -> dict:
-    """The final value of every shared key, every key asked for and every key of the model's yaml."""
+    """The final value of every shared key, every key asked for and every key of the model's yaml
+    (RecBole's and ours, and that of LLMEMF's item enhancer where it has one)."""
+    import recbole
+
+    from recbole_llmemf.config.configurator import enhancer_yaml, model_yaml_files
+
+    model = config["model"]
+    files = [Path(recbole.__file__).parent / "properties" / "model" / f"{model}.yaml"]
+    files += model_yaml_files(model, getattr(config, "model_class", None))
+    if config["item_enhancer"] is not None:
+        files.append(enhancer_yaml(config["item_enhancer"]))
     keys = list(SHARED) + [k for k in asked if k not in SHARED and k not in DISPLAY_KEYS]
-    model_keys = model_yaml_keys(config["model"], getattr(config, "model_class", None))
-    keys += [k for k in model_keys if k not in keys]
+    for path in files:
+        keys += [k for k in _yaml_keys(path) if k not in keys]
     values = {key: config[key] for key in keys if config[key] is not None}
     return json.loads(json.dumps(values, default=str))
 
 
-def model_yaml_keys(model: str, model_class=None) -> list[str]:
-    """The keys of RecBole's yaml of ``model`` and of ours (model_yaml_files)."""
-    import recbole
+def _yaml_keys(path: Path) -> list[str]:
     import yaml
 
-    from recbole_llmemf.config.configurator import model_yaml_files
-
-    files = [Path(recbole.__file__).parent / "properties" / "model" / f"{model}.yaml"]
-    files += model_yaml_files(model, model_class)
-    keys = []
-    for path in files:
-        if path.is_file():
-            keys += [
-                k for k in yaml.safe_load(path.read_text(encoding="utf-8")) or {} if k not in keys
-            ]
-    return keys
+    return list(yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else []
 
 
 def effective_config_of(model: str, dataset: str, config: dict, config_files: list[str]) -> dict:
@@ -110,6 +108,8 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
 def _spec(label: str) -> tuple[str, str, dict]:
     if label in VARIANTS:
         return label, "LLMEMF", VARIANTS[label]
+    if label == "LLMEMF" + ENHANCED:  # the enhancer in place of the per-modality adaptors
+        return label, "LLMEMF", {"item_enhancer": "dmesr", "use_image": False, "use_text": False}
     if label.endswith(ENHANCED):  # SASRec+DMESR -> RecBole's SASRec with DMESR's enhancer
         return label, label[: -len(ENHANCED)] + "DMESR", {}
     if label.endswith(INDOMAIN):

@@ -21,6 +21,11 @@ def load_our_yaml_files(original: Callable, config: Config, model, model_class, 
     original(config, model, model_class, dataset)
     for model_yaml in model_yaml_files(model, model_class):
         config._update_internal_config_dict(str(model_yaml))
+    enhancer = config.external_config_dict.get(
+        "item_enhancer", config.internal_config_dict.get("item_enhancer")
+    )
+    if enhancer is not None:  # LLMEMF's item_enhancer: the enhancer's keys
+        config._update_internal_config_dict(str(enhancer_yaml(enhancer)))
     for dataset_yaml in dataset_yaml_files(config, dataset):
         keys = config._update_internal_config_dict(str(dataset_yaml)) or {}
         config.parameters["Dataset"] += [k for k in keys if k not in config.parameters["Dataset"]]
@@ -44,6 +49,13 @@ def model_yaml_files(model: str, model_class) -> list[Path]:
         model = getattr(model_class, "enhancer_name", model)
     files.append(Path(str(PROPERTIES / "model" / f"{model}.yaml")))
     return [path for path in files if path.is_file()]
+
+
+def enhancer_yaml(enhancer: str) -> Path:
+    """``item_enhancer: dmesr`` -> properties/model/DMESR.yaml."""
+    if enhancer != "dmesr":
+        raise ValueError(f"Unknown item_enhancer {enhancer!r}; available: dmesr.")
+    return Path(str(PROPERTIES / "model" / "DMESR.yaml"))
 
 
 def train_ce_models_without_negatives(config: Config) -> None:

@@ -90,12 +90,16 @@ class LLMEMFDataset(SequentialDataset):
         self._log_coverage()
 
     def vector_files(self) -> dict[str, str]:
-        """The item vectors to read: name -> suffix of ``<dataset>.<suffix>``."""
-        return {
+        """The item vectors to read: name -> suffix of ``<dataset>.<suffix>``; with LLMEMF's
+        ``item_enhancer: dmesr``, DMESR's views too."""
+        files = {
             modality: self.config[f"{modality}_feature_suffix"]
             for modality in MODALITIES
             if self.config[f"use_{modality}"]
         }
+        if self.config["item_enhancer"] == "dmesr":
+            files.update(self.config["dmesr_views"])
+        return files
 
     def _log_coverage(self) -> None:
         items = [] if self.item_feat is None else self.item_feat[self.iid_field].astype(str)

@@ -1,10 +1,14 @@
-"""LLMEMF's building blocks: the sequence encoder and the items scored by content alone."""
+"""Building blocks: LLMEMF's sequence encoder and items scored by content alone, and DMESR's
+dual-view item enhancer (its choices: model/dmesr.py)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from recbole.model.layers import TransformerEncoder
 from torch import nn
+
+from recbole_llmemf.data.dataset import load_item_matrix
 
 
 class SequenceEncoder(nn.Module):
@@ -83,3 +87,122 @@ class ContentOnlyItems(nn.Module):
         dropped = dropped < self.id_dropout
         dropped[0] = False
         return self.without_id | dropped
+
+
+LLM_VIEWS = ("llm_image", "llm_text", "llm_both")
+ALIGNED = ("llm_image", "llm_text")  # the two modalities the contrastive loss aligns
+
+
+class DualViewEnhancer(nn.Module):
+    """Per item, one vector from its frozen views: aligned LLM views fused with its title."""
+
+    def __init__(self, config, dataset, width: int):
+        super().__init__()
+        self.views = list(config["dmesr_views"])
+        self.llm_views = [view for view in LLM_VIEWS if view in self.views]
+        # cross-attention needs both sides; without it, the views are averaged
+        self.use_title = bool("title" in self.views and self.llm_views and config["dmesr_fusion"])
+        if not self.views:
+            raise ValueError("dmesr_views names no view")
+        self.align_weight = config["dmesr_align_weight"] if set(ALIGNED) <= set(self.views) else 0
+        self.align_temperature = config["dmesr_align_temperature"]
+        self.project = nn.ModuleDict()
+        for view in self.views:
+            matrix, has_vector = load_item_matrix(dataset, view)
+            self.register_buffer(f"{view}_matrix", matrix, persistent=False)
+            self.register_buffer(f"has_{view}", has_vector, persistent=False)
+            self.project[view] = nn.Linear(matrix.shape[1], width)
+        heads = config["dmesr_heads"]
+        self.coarse_to_fine = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.fine_to_coarse = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(2 * width if self.use_title else width, width)
+
+    def projected(self, view: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[..., H]`` projections of the view's vectors (0 where missing), and the mask."""
+        has = getattr(self, f"has_{view}")[items]
+        vectors = self.project[view](getattr(self, f"{view}_matrix")[items])
+        return vectors * has.unsqueeze(-1), has
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """``[N, H]`` fused vectors of ``items [N]``; 0 for an item without any view."""
+        coarse = [self.projected(view, items) for view in self.llm_views]
+        fine = self.projected("title", items) if "title" in self.views else None
+        if not self.use_title:  # no fusion: the mean of whatever views the item has
+            views = coarse + ([fine] if fine is not None else [])
+            tokens, present = (torch.stack(parts, dim=1) for parts in zip(*views))
+            return self.out(_masked_mean(tokens, present)) * present.any(1, keepdim=True)
+        tokens, present = (torch.stack(parts, dim=1) for parts in zip(*coarse))  # [N V H], [N V]
+        title, has_title = fine[0].unsqueeze(1), fine[1].unsqueeze(1)  # [N 1 H], [N 1]
+        from_title, _ = self.coarse_to_fine(tokens, title, title, need_weights=False)
+        tokens = self.norm(tokens + from_title * has_title.unsqueeze(-1))
+        # an item without LLM views attends to its zero tokens (an all-masked row gives NaN);
+        # its output is masked
+        has_llm = present.any(1, keepdim=True)
+        unmasked = torch.where(has_llm, ~present, False)
+        from_llm, _ = self.fine_to_coarse(title, tokens, tokens, key_padding_mask=unmasked)
+        title = self.norm(title + from_llm * has_llm.unsqueeze(-1)).squeeze(1)
+        pooled = torch.cat([_masked_mean(tokens, present), title * has_title], dim=-1)
+        return self.out(pooled) * (has_llm | has_title)
+
+    def alignment_loss(self, items: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE between the items' image-side and text-side LLM views (weighted)."""
+        if not self.align_weight:
+            return torch.zeros((), device=items.device)
+        items = torch.unique(items[items > 0])
+        both = self.has_llm_image[items] & self.has_llm_text[items]
+        items = items[both]
+        if len(items) < 2:
+            return torch.zeros((), device=items.device)
+        image = F.normalize(self.projected("llm_image", items)[0], dim=-1)
+        text = F.normalize(self.projected("llm_text", items)[0], dim=-1)
+        logits = image @ text.T / self.align_temperature
+        labels = torch.arange(len(items), device=items.device)
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        return self.align_weight * loss
+
+
+def _masked_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """``[N V H]`` tokens averaged over the present ones ``[N V]`` (0 where none is)."""
+    total = (tokens * present.unsqueeze(-1)).sum(1)
+    return total / present.sum(1, keepdim=True).clamp(min=1)
+
+
+class EnhancedItemEmbedding(nn.Module):
+    """Stands in for a backbone's ``nn.Embedding``: ``(items)`` and ``.weight`` give the ID
+    embedding combined with the enhancer's vector, so the backbone's code runs unchanged."""
+
+    def __init__(self, embedding: nn.Embedding, enhancer: DualViewEnhancer, combine: str):
+        super().__init__()
+        if combine not in ("add", "gate"):
+            raise ValueError(f"dmesr_combine must be 'add' or 'gate', got {combine!r}")
+        self.embedding, self.enhancer, self.combine = embedding, enhancer, combine
+        self.embedding_dim = embedding.embedding_dim
+        self.gate = nn.Linear(2 * self.embedding_dim, 1) if combine == "gate" else None
+        self._cached: tuple | None = None
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        flat = items.reshape(-1)
+        combined = self._combine(self.embedding(flat), self.enhancer(flat))
+        return combined.view(*items.shape, -1)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every item's row; while evaluating, computed once per set of weights (the key: each
+        parameter's storage and version, which every in-place update bumps), not per batch."""
+        if self.training or torch.is_grad_enabled():
+            return self._all_rows()
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self._all_rows())
+        return self._cached[1]
+
+    def _all_rows(self) -> torch.Tensor:
+        items = torch.arange(self.embedding.num_embeddings, device=self.embedding.weight.device)
+        return self._combine(self.embedding.weight, self.enhancer(items))
+
+    def _combine(self, ids: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        if self.gate is None:
+            return ids + fused
+        gate = torch.sigmoid(self.gate(torch.cat([ids, fused], dim=-1)))
+        return gate * ids + (1 - gate) * fused

@@ -16,7 +16,12 @@ from torch import nn
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
 from recbole_llmemf.data.domains import item_domains
 from recbole_llmemf.data.training_data import NEXT_ITEMS, training_target_counts
-from recbole_llmemf.model.layers import ContentOnlyItems, SequenceEncoder
+from recbole_llmemf.model.layers import (
+    ContentOnlyItems,
+    DualViewEnhancer,
+    EnhancedItemEmbedding,
+    SequenceEncoder,
+)
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
 
@@ -96,6 +101,11 @@ class LLMEMF(SequentialRecommender):
         self.encoder = nn.ModuleDict(
             {m: SequenceEncoder(config, self.max_seq_length) for m in self.modalities}
         )
+        if config["item_enhancer"] == "dmesr":  # model/dmesr.py; E_id + the fused views
+            enhancer = DualViewEnhancer(config, dataset, self.hidden_size)
+            self.item_embedding = EnhancedItemEmbedding(
+                self.item_embedding, enhancer, config["dmesr_combine"]
+            )
         self.content_only = self._content_only_items(config, dataset)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
@@ -310,11 +320,15 @@ class LLMEMF(SequentialRecommender):
             summed = summed + loss.view(3, -1).sum(1)
         loss_merged, loss_own, loss_other = summed / len(rows)  # mean over pairs
         # a tuple, so that RecBole's trainer logs each term of Eq. 10
-        return (
+        losses = (
             loss_merged,
             self.own_domain_loss_weight * loss_own,
             self.other_domain_loss_weight * loss_other,
         )
+        if isinstance(self.item_embedding, EnhancedItemEmbedding):  # DMESR's alignment
+            items = torch.cat([item_seq.flatten(), targets.flatten()])
+            losses += (self.item_embedding.enhancer.alignment_loss(items),)
+        return losses
 
     def _leave_out_untrained(self, logits: torch.Tensor, domain: int) -> torch.Tensor:
         """Items never trained on are no negatives either: as one, a content-only item would only
