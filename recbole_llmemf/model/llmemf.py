@@ -50,6 +50,9 @@ class LLMEMF(SequentialRecommender):
           scores 0 for that modality; an empty sub-sequence has a zero representation (flat scores).
         - Training reads each sequence once with a target at every position (``train_per_position``,
           training_data.py): the pairs of RecBole's prefix rows, the loss their mean.
+        - Off by default, beyond the paper: items without (or with few) training interactions
+          scored by content alone (``content_only_below``, ``id_dropout``; layers.ContentOnlyItems),
+          and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
     """
 
     input_type = InputType.POINTWISE
