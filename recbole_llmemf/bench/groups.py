@@ -25,14 +25,14 @@ from recbole_llmemf.data.training_data import training_target_counts
 if TYPE_CHECKING:
     from recbole_llmemf.bench.records import Run
 
-COUNT_BINS = ((0, 0, "0"), (1, 2, "1-2"), (3, 9, "3-9"), (10, None, "10+"))
+COUNT_BINS = ((0, "0"), (1, "1-2"), (3, "3-9"), (10, "10+"))  # (lowest count, name)
 FEATURE_SUFFIXES = ("itememb_txt", "itememb_img")
 
 
 def group_names(with_content: bool) -> list[str]:
     if not with_content:
-        return [f"{name} train" for _, _, name in COUNT_BINS]
-    return [f"{name} train, {c}" for _, _, name in COUNT_BINS for c in ("content", "none")]
+        return [f"{name} train" for _, name in COUNT_BINS]
+    return [f"{name} train, {c}" for _, name in COUNT_BINS for c in ("content", "none")]
 
 
 def attach_train_counts(cases: dict[str, dict], train_dataset) -> None:
@@ -56,13 +56,14 @@ def content_items(dataset_dir: Path) -> set[str] | None:
 
 def group_index(table: dict, counts: dict[str, int], content: set[str] | None) -> np.ndarray:
     """Index into :func:`group_names` of each case, from its target's training count."""
-    target_counts = np.array([counts.get(item, 0) for item in table["item"].tolist()])
+    items = table["item"].tolist()
+    target_counts = np.array([counts.get(item, 0) for item in items])
     bins = np.zeros(len(target_counts), dtype=int)
-    for index, (low, _high, _name) in enumerate(COUNT_BINS):
+    for index, (low, _name) in enumerate(COUNT_BINS):
         bins[target_counts >= low] = index
     if content is None:
         return bins
-    without = np.array([item not in content for item in table["item"].tolist()], dtype=int)
+    without = np.array([item not in content for item in items], dtype=int)
     return 2 * bins + without
 
 
@@ -87,14 +88,15 @@ def group_table(runs: list[Run], content: set[str] | None, reference: str) -> di
         counts = training_counts(runs, domain, reference)
         if counts is None:
             continue
-        rows: dict[str, list] = defaultdict(list)
+        rows: dict[str, list] = defaultdict(list)  # per label, (cases, group of each) per seed
         for run in runs:
             if domain in run.cases:
-                rows[run.label].append(run.cases[domain])
+                cases = run.cases[domain]
+                rows[run.label].append((cases, group_index(cases, counts, content)))
         result[domain] = {}
         for index, group in enumerate(names):
             of_group = {
-                label: [_select(c, group_index(c, counts, content) == index) for c in seeds]
+                label: [_select(cases, groups == index) for cases, groups in seeds]
                 for label, seeds in rows.items()
             }
             entry: dict = {

@@ -63,13 +63,17 @@ DISPLAY_KEYS = {"show_progress"}
 def effective_config(config, asked: dict) -> dict:
     """The final value of every shared key, every key asked for and every key of the model's yaml
     (RecBole's and ours, and that of LLMEMF's item enhancer where it has one)."""
-    import recbole
-
-    from recbole_llmemf.config.configurator import enhancer_yaml, model_yaml_files
+    from recbole_llmemf.config.configurator import (
+        enhancer_yaml,
+        model_yaml_files,
+        recbole_model_yaml,
+    )
 
     model = config["model"]
-    files = [Path(recbole.__file__).parent / "properties" / "model" / f"{model}.yaml"]
-    files += model_yaml_files(model, getattr(config, "model_class", None))
+    files = [
+        recbole_model_yaml(model),
+        *model_yaml_files(model, getattr(config, "model_class", None)),
+    ]
     if config["item_enhancer"] is not None:
         files.append(enhancer_yaml(config["item_enhancer"]))
     keys = list(SHARED) + [k for k in asked if k not in SHARED and k not in DISPLAY_KEYS]

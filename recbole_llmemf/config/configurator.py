@@ -45,10 +45,15 @@ def model_yaml_files(model: str, model_class) -> list[Path]:
     backbone = getattr(model_class, "recbole_backbone", None)
     files = []
     if backbone is not None:
-        files.append(Path(recbole.__file__).parent / "properties" / "model" / f"{backbone}.yaml")
+        files.append(recbole_model_yaml(backbone))
         model = getattr(model_class, "enhancer_name", model)
     files.append(Path(str(PROPERTIES / "model" / f"{model}.yaml")))
     return [path for path in files if path.is_file()]
+
+
+def recbole_model_yaml(model: str) -> Path:
+    """RecBole's own yaml of ``model`` (which may not exist)."""
+    return Path(recbole.__file__).parent / "properties" / "model" / f"{model}.yaml"
 
 
 def enhancer_yaml(enhancer: str) -> Path:
