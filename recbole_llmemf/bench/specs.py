@@ -52,6 +52,7 @@ CONTENT = {
     "LLMEMF-cold-content+dropout": {"content_only_below": 1, "id_dropout": 0.2},
     "LLMEMF-rare-content": {"content_only_below": 3},
     "LLMEMF-rare-content+dropout": {"content_only_below": 3, "id_dropout": 0.2},
+    "LLMEMF+profile": {"content_profile_weight": 1.0},
 }
 VARIANTS = {**ABLATIONS, **CONTENT}
 

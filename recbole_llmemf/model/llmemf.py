@@ -53,6 +53,11 @@ class LLMEMF(SequentialRecommender):
         - Off by default, beyond the paper: items without (or with few) training interactions
           scored by content alone (``content_only_below``, ``id_dropout``; layers.ContentOnlyItems),
           and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
+        - Off by default, beyond the paper: ``content_profile_weight`` adds to every score the
+          cosine, in the frozen space, between the candidate's vector and the mean vector of the
+          history's items (ContentCosine's score), with a learned weight per modality. The
+          projected cosines of Eq. 3 compare a learned summary with a learned head, fit on
+          frequent targets; this term needs no training to generalise to rare items.
     """
 
     input_type = InputType.POINTWISE
@@ -110,6 +115,11 @@ class LLMEMF(SequentialRecommender):
                 self.item_embedding, enhancer, config["dmesr_combine"]
             )
         self.content_only = self._content_only_items(config, dataset)
+        self.profile_weight = nn.ParameterDict()  # empty: no content profile score
+        if config["content_profile_weight"]:
+            for modality in self.modalities[1:]:
+                weight = torch.tensor(float(config["content_profile_weight"]))
+                self.profile_weight[modality] = nn.Parameter(weight)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
@@ -210,6 +220,37 @@ class LLMEMF(SequentialRecommender):
             rep = output[view, rows[None, :], last.clamp(min=0)]  # [3 P H]
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
+
+    def content_profiles(
+        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Per modality with a profile weight, the unit mean frozen vector of the histories
+        ``item_seq[rows, : steps + 1]``: ``[P, D_m]``; empty where ``content_profile_weight`` is off.
+
+        Items without a vector have zero rows and add nothing; a history without any vector has a
+        zero profile, which scores 0 on every item (as in ContentCosine).
+        """
+        if not self.profile_weight:
+            return []
+        in_history = torch.arange(item_seq.size(1), device=item_seq.device) <= steps[:, None]
+        profiles = []
+        for modality in self.profile_weight:
+            vectors = getattr(self, f"{modality}_matrix")[item_seq[rows]]  # [P L D]
+            summed = (vectors * in_history.unsqueeze(-1).to(vectors.dtype)).sum(1)
+            profiles.append(F.normalize(summed, dim=-1))
+        return profiles
+
+    def profile_scores(
+        self, profiles: list[torch.Tensor], items: torch.Tensor, pairwise: bool = False
+    ) -> torch.Tensor | float:
+        """``sum_m w_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise``
+        (one item per history); 0 where the profile score is off."""
+        total = 0.0
+        for (modality, weight), profile in zip(self.profile_weight.items(), profiles):
+            matrix = getattr(self, f"{modality}_matrix")[items].to(profile.dtype)
+            cosine = (profile * matrix).sum(-1) if pairwise else profile @ matrix.T
+            total = total + weight * cosine
+        return total
 
     def hidden_ids(self) -> torch.Tensor | None:
         """``[n_items]`` bool, the items scored by content alone now (:class:`ContentOnlyItems`)."""
@@ -313,11 +354,17 @@ class LLMEMF(SequentialRecommender):
         hidden = self.hidden_ids()  # one draw of the ID dropout per batch
         reps = self.representations(item_seq, rows, steps)  # [3 M P H]
         queries = self.fused_queries(reps) / self.temperature  # [3 P K]
-        by_domain = queries.split([len(index[0]) for index in pairs], dim=1)
+        sizes = [len(index[0]) for index in pairs]
+        by_domain = queries.split(sizes, dim=1)
+        profiles = [p.split(sizes) for p in self.content_profiles(item_seq, rows, steps)]
         summed = queries.new_zeros(3)
         for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
-            logits = self._leave_out_untrained(queries_d @ item_rows.T, domain)  # [3 P_d n_d]
+            logits = queries_d @ item_rows.T  # [3 P_d n_d]
+            profiles_d = [p[domain] for p in profiles]
+            items_d = getattr(self, f"domain_{domain}_items")
+            logits = logits + self.profile_scores(profiles_d, items_d) / self.temperature
+            logits = self._leave_out_untrained(logits, domain)
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
@@ -369,23 +416,34 @@ class LLMEMF(SequentialRecommender):
     def _split_by_domain(self, item_rows: torch.Tensor) -> list[torch.Tensor]:
         return [item_rows[getattr(self, f"domain_{domain}_items")] for domain in range(2)]
 
+    def whole_history_profiles(self, interaction) -> list[torch.Tensor]:
+        """:meth:`content_profiles` of each row's whole history."""
+        item_seq = interaction[self.ITEM_SEQ]
+        rows = torch.arange(len(item_seq), device=item_seq.device)
+        return self.content_profiles(item_seq, rows, interaction[self.ITEM_SEQ_LEN] - 1)
+
     def predict(self, interaction):
         """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID]
-        return self.fuse_for_target(self.scores(reps, items), self.item_domain[items])  # [B]
+        scores = self.fuse_for_target(self.scores(reps, items), self.item_domain[items])  # [B]
+        profiles = self.whole_history_profiles(interaction)
+        return scores + self.profile_scores(profiles, items, pairwise=True)
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        profiles = self.whole_history_profiles(interaction)
         target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
         query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
         scores = query.new_empty(len(query), self.n_items)
         # Each row is scored against its target domain's items only, -inf elsewhere (Eq. 12).
         for domain, item_rows in enumerate(self.domain_item_rows(self.hidden_ids())):
             rows = torch.nonzero(target_domain == domain).squeeze(1)
+            items = getattr(self, f"domain_{domain}_items")
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
+            in_domain = in_domain + self.profile_scores([p[rows] for p in profiles], items)
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
-            block.index_copy_(1, getattr(self, f"domain_{domain}_items"), in_domain)
+            block.index_copy_(1, items, in_domain)
             if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time
                 return block
             scores.index_copy_(0, rows, block)
