@@ -52,7 +52,10 @@ CONTENT = {
     "LLMEMF-cold-content+dropout": {"content_only_below": 1, "id_dropout": 0.2},
     "LLMEMF-rare-content": {"content_only_below": 3},
     "LLMEMF-rare-content+dropout": {"content_only_below": 3, "id_dropout": 0.2},
-    "LLMEMF+profile": {"content_profile_weight": 1.0},
+    "LLMEMF+profile": {
+        "content_profile_weight": 1.0,
+        "content_profile_scales": [0, 1, 2, 4, 8, 16],
+    },
 }
 VARIANTS = {**ABLATIONS, **CONTENT}
 

@@ -1,5 +1,5 @@
-"""Building blocks: LLMEMF's sequence encoder and items scored by content alone, and DMESR's
-dual-view item enhancer (its choices: model/dmesr.py)."""
+"""Building blocks: LLMEMF's sequence encoder, items scored by content alone and the content
+profile score, and DMESR's dual-view item enhancer (its choices: model/dmesr.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from recbole.model.layers import TransformerEncoder
 from torch import nn
 
 from recbole_llmemf.data.dataset import load_item_matrix
+from recbole_llmemf.data.training_data import training_target_counts
 
 
 class SequenceEncoder(nn.Module):
@@ -37,6 +38,45 @@ class SequenceEncoder(nn.Module):
         """``[N L H]`` embeddings, ``[N L]`` position ids, additive ``[N 1 L L]`` mask -> ``[N L H]``."""
         hidden = self.dropout(self.layer_norm(item_emb + self.position_embedding(positions)))
         return self.encoder(hidden, attention_mask, output_all_encoded_layers=False)[-1]
+
+
+def domain_views(
+    item_domain: torch.Tensor, item_seq: torch.Tensor, causal_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Position ids, attention masks and, per position, where each sequence's output is read.
+
+    The X-only and Y-only sequences (§3.1) are not packed into tensors of their own: in one
+    "domain" view of the merged sequence, each item attends only to earlier items of its own
+    domain and takes its rank within that domain as position. Every layer works per item apart
+    from attention, so the output at the last X item up to position t equals the encoding of
+    the X-only sequence of the history up to t, and X and Y share one encoder call: 6 encoder
+    passes for the 9 representations, not 9. Both views are causal, so position t sees the
+    items up to t only, as the prefix ending at t would.
+
+    Args:
+        item_domain: ``[n_items]``, each item's domain index, -1 on padding.
+        item_seq: ``[B L]`` merged sequences.
+        causal_mask: ``[B 1 L L]``, the merged view's mask (RecBole's ``get_attention_mask``).
+
+    Returns:
+        ``positions [2B L]``, ``attention_mask [2B 1 L L]`` (merged view first, then the domain
+        view) and ``last [3 B L]``: for the history up to each position t, the position of its
+        last X item, its last Y item (-1 where it has none) and of its last item, t.
+    """
+    domain = item_domain[item_seq]  # [B L], -1 on padding
+    steps = torch.arange(item_seq.size(1), device=item_seq.device)
+    same_domain = domain.unsqueeze(2) == domain.unsqueeze(1)  # [B L L]
+    causal = steps.unsqueeze(1) >= steps.unsqueeze(0)  # [L L]
+    domain_mask = same_domain & causal & (domain >= 0).unsqueeze(1)
+    domain_mask = torch.where(domain_mask, 0.0, -10000.0).unsqueeze(1)  # RecBole's convention
+    one_hot = F.one_hot(domain.clamp(min=0), 2) * (domain >= 0).unsqueeze(-1)  # [B L 2]
+    rank = (one_hot.cumsum(1) * one_hot).sum(-1) - 1  # position within the own domain
+    positions = torch.cat([steps.expand_as(item_seq), rank.clamp(min=0)])
+    attention_mask = torch.cat([causal_mask, domain_mask])
+    in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1)  # [B L 2]
+    last_in_domain = in_domain.cummax(1).values.permute(2, 0, 1)  # [2 B L]
+    last = torch.cat([last_in_domain, steps.expand_as(item_seq).unsqueeze(0)])
+    return positions, attention_mask, last
 
 
 class ContentOnlyItems(nn.Module):
@@ -79,6 +119,40 @@ class ContentOnlyItems(nn.Module):
             {m: nn.Parameter(torch.tensor(float(w))) for m, w in content_weights.items()}
         )
 
+    @classmethod
+    def from_config(
+        cls,
+        config,
+        dataset,
+        has_vectors: list[torch.Tensor],
+        content_weights: dict[str, float],
+        hidden_size: int,
+    ) -> ContentOnlyItems | None:
+        """The items of ``content_only_below`` and ``id_dropout``; None where both are off.
+
+        ``dataset``: the training split (RecBole builds the model on it); ``has_vectors``: per
+        content modality, ``[n_items]`` bool.
+        """
+        below, id_dropout = config["content_only_below"] or 0, config["id_dropout"] or 0.0
+        if below < 0:
+            raise ValueError(f"content_only_below must be 0 or more, got {below}")
+        if below == 0 and id_dropout == 0.0:
+            return None
+        counts = training_target_counts(dataset)
+        has_content = torch.zeros_like(counts, dtype=torch.bool)
+        for has_vector in has_vectors:
+            has_content |= has_vector
+        untrained = (counts == 0) & (below > 0)
+        untrained[0] = False  # padding
+        without_id = untrained | ((counts < below) & has_content)
+        return cls(without_id, untrained, content_weights, hidden_size, id_dropout)
+
+    def leave_out_untrained(self, logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Items never trained on are no negatives either (``logits``' last axis: ``items``): as
+        one, a content-only item would only learn that having no interactions means never being
+        the target, a fact of the split."""
+        return logits.masked_fill(self.untrained[items], float("-inf"))
+
     def hidden_ids(self) -> torch.Tensor:
         """``[n_items]`` bool: the candidates scored by content in this batch (padding never)."""
         if not self.training or self.id_dropout == 0.0:
@@ -87,6 +161,55 @@ class ContentOnlyItems(nn.Module):
         dropped = dropped < self.id_dropout
         dropped[0] = False
         return self.without_id | dropped
+
+
+class ContentProfile(nn.Module):
+    """ContentCosine's score inside LLMEMF (``content_profile_weight``): per content modality, the
+    cosine in the frozen space between a candidate's vector and the unit mean vector of the
+    history's items, with a learned weight; in evaluation ``scale`` multiplies it per target
+    domain (chosen on the validation set, trainer/llmemf_trainer.py).
+
+    The projected cosines of Eq. 3 compare a learned summary of the history with a learned head,
+    both fit on training targets, the frequent items above all; this score needs no training to
+    rank an item the IDs know little of. Items without a vector have zero rows: they add nothing
+    to a profile and score 0; a history without any vector scores 0 on every item.
+    """
+
+    def __init__(self, modalities: list[str], weight: float, n_domains: int):
+        super().__init__()
+        self.weight = nn.ParameterDict(
+            {m: nn.Parameter(torch.tensor(float(weight))) for m in modalities}
+        )
+        self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
+
+    def profiles(
+        self, matrices: dict[str, torch.Tensor], histories: torch.Tensor, steps: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Per modality, ``[P, D_m]`` unit mean vectors of ``histories[p, : steps[p] + 1]``
+        (``matrices``: the model's unit frozen matrices, not copied here)."""
+        steps_range = torch.arange(histories.size(1), device=histories.device)
+        in_history = (steps_range <= steps[:, None]).unsqueeze(-1)  # [P L 1]
+        profiles = []
+        for modality in self.weight:
+            vectors = matrices[modality][histories]  # [P L D]
+            profiles.append(F.normalize((vectors * in_history).sum(1), dim=-1))
+        return profiles
+
+    def forward(
+        self,
+        profiles: list[torch.Tensor],
+        matrices: dict[str, torch.Tensor],
+        items: torch.Tensor,
+        pairwise: bool = False,
+    ) -> torch.Tensor:
+        """``sum_m w_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise``
+        (one item per profile)."""
+        total = 0.0
+        for (modality, weight), profile in zip(self.weight.items(), profiles):
+            vectors = matrices[modality][items].to(profile.dtype)
+            cosine = (profile * vectors).sum(-1) if pairwise else profile @ vectors.T
+            total = total + weight * cosine
+        return total
 
 
 LLM_VIEWS = ("llm_image", "llm_text", "llm_both")

@@ -15,12 +15,14 @@ from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
 from recbole_llmemf.data.domains import item_domains
-from recbole_llmemf.data.training_data import NEXT_ITEMS, training_target_counts
+from recbole_llmemf.data.training_data import NEXT_ITEMS
 from recbole_llmemf.model.layers import (
     ContentOnlyItems,
+    ContentProfile,
     DualViewEnhancer,
     EnhancedItemEmbedding,
     SequenceEncoder,
+    domain_views,
 )
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
@@ -39,7 +41,7 @@ class LLMEMF(SequentialRecommender):
 
     NOTE: departures where the paper is silent or under-specified:
         - One encoder per modality, shared by the three sequences; the X-only and Y-only sequences
-          are encoded together through a domain attention mask (see :meth:`domain_views`).
+          are encoded together through a domain attention mask (see layers.domain_views).
         - The frozen vectors enter through a trainable linear adaptor, and a linear head maps the
           representation back to the frozen space for the cosine (Eq. 3 compares with the frozen
           matrix itself).
@@ -53,11 +55,8 @@ class LLMEMF(SequentialRecommender):
         - Off by default, beyond the paper: items without (or with few) training interactions
           scored by content alone (``content_only_below``, ``id_dropout``; layers.ContentOnlyItems),
           and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
-        - Off by default, beyond the paper: ``content_profile_weight`` adds to every score the
-          cosine, in the frozen space, between the candidate's vector and the mean vector of the
-          history's items (ContentCosine's score), with a learned weight per modality. The
-          projected cosines of Eq. 3 compare a learned summary with a learned head, fit on
-          frequent targets; this term needs no training to generalise to rare items.
+        - Off by default, beyond the paper: ContentCosine's frozen-space score added to every
+          score with learned weights (``content_profile_weight``; layers.ContentProfile).
     """
 
     input_type = InputType.POINTWISE
@@ -114,38 +113,25 @@ class LLMEMF(SequentialRecommender):
             self.item_embedding = EnhancedItemEmbedding(
                 self.item_embedding, enhancer, config["dmesr_combine"]
             )
-        self.content_only = self._content_only_items(config, dataset)
-        self.profile_weight = nn.ParameterDict()  # empty: no content profile score
-        if config["content_profile_weight"]:
-            for modality in self.modalities[1:]:
-                weight = torch.tensor(float(config["content_profile_weight"]))
-                self.profile_weight[modality] = nn.Parameter(weight)
+        self._add_content_scoring(config, dataset)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
 
-    def _content_only_items(self, config, dataset) -> ContentOnlyItems | None:
-        """The items scored by content alone (``content_only_below``, ``id_dropout``); None: none."""
-        below, id_dropout = config["content_only_below"] or 0, config["id_dropout"] or 0.0
-        if below < 0:
-            raise ValueError(f"content_only_below must be 0 or more, got {below}")
-        if below == 0 and id_dropout == 0.0:
-            return None
-        # RecBole builds the model on the training split
-        counts = training_target_counts(dataset)
-        has_content = torch.zeros_like(counts, dtype=torch.bool)
-        for modality in self.modalities[1:]:
-            has_content |= getattr(self, f"has_{modality}")
-        untrained = (counts == 0) & (below > 0)
-        untrained[0] = False  # padding
-        without_id = untrained | ((counts < below) & has_content)
-        return ContentOnlyItems(
-            without_id,
-            untrained,
-            {m: self.modality_weight[m] for m in self.modalities[1:]},
+    def _add_content_scoring(self, config, dataset) -> None:
+        """Beyond the paper, off by default: items scored by content alone and the profile score."""
+        content = self.modalities[1:]
+        self.content_only = ContentOnlyItems.from_config(
+            config,
+            dataset,
+            [getattr(self, f"has_{modality}") for modality in content],
+            {modality: self.modality_weight[modality] for modality in content},
             self.hidden_size,
-            id_dropout,
         )
+        self.content_profile = None
+        if config["content_profile_weight"] and content:
+            weight = config["content_profile_weight"]
+            self.content_profile = ContentProfile(content, weight, len(self.domain_names))
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -155,37 +141,6 @@ class LLMEMF(SequentialRecommender):
             module.weight.data.fill_(1.0)
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
-
-    def domain_views(self, item_seq: torch.Tensor):
-        """Position ids, attention masks and, per position, where each sequence's output is read.
-
-        The X-only and Y-only sequences (§3.1) are not packed into tensors of their own: in one
-        "domain" view of the merged sequence, each item attends only to earlier items of its own
-        domain and takes its rank within that domain as position. Every layer works per item apart
-        from attention, so the output at the last X item up to position t equals the encoding of
-        the X-only sequence of the history up to t, and X and Y share one encoder call: 6 encoder
-        passes for the 9 representations, not 9. Both views are causal, so position t sees the
-        items up to t only, as the prefix ending at t would.
-
-        Returns:
-            ``positions [2B L]``, ``attention_mask [2B 1 L L]`` (merged view first, then the domain
-            view) and ``last [3 B L]``: for the history up to each position t, the position of its
-            last X item, its last Y item (-1 where it has none) and of its last item, t.
-        """
-        domain = self.item_domain[item_seq]  # [B L], -1 on padding
-        steps = torch.arange(item_seq.size(1), device=item_seq.device)
-        same_domain = domain.unsqueeze(2) == domain.unsqueeze(1)  # [B L L]
-        causal = steps.unsqueeze(1) >= steps.unsqueeze(0)  # [L L]
-        domain_mask = same_domain & causal & (domain >= 0).unsqueeze(1)
-        domain_mask = torch.where(domain_mask, 0.0, -10000.0).unsqueeze(1)  # RecBole's convention
-        one_hot = F.one_hot(domain.clamp(min=0), 2) * (domain >= 0).unsqueeze(-1)  # [B L 2]
-        rank = (one_hot.cumsum(1) * one_hot).sum(-1) - 1  # position within the own domain
-        positions = torch.cat([steps.expand_as(item_seq), rank.clamp(min=0)])
-        attention_mask = torch.cat([self.get_attention_mask(item_seq), domain_mask])
-        in_domain = torch.where(one_hot.bool(), steps[None, :, None], -1)  # [B L 2]
-        last_in_domain = in_domain.cummax(1).values.permute(2, 0, 1)  # [2 B L]
-        last = torch.cat([last_in_domain, steps.expand_as(item_seq).unsqueeze(0)])
-        return positions, attention_mask, last
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The nine representations of each whole sequence.
@@ -209,7 +164,8 @@ class LLMEMF(SequentialRecommender):
         Returns:
             ``[3, n_modalities, P, H]`` as :meth:`forward`.
         """
-        positions, attention_mask, last = self.domain_views(item_seq)
+        causal_mask = self.get_attention_mask(item_seq)  # RecBole's, for the merged view
+        positions, attention_mask, last = domain_views(self.item_domain, item_seq, causal_mask)
         last = last[:, rows, steps]  # [3 P]
         view = self.view_of_sequence[:, None]  # X and Y read the domain view
         reps = []
@@ -221,36 +177,19 @@ class LLMEMF(SequentialRecommender):
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
 
-    def content_profiles(
-        self, item_seq: torch.Tensor, rows: torch.Tensor, steps: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Per modality with a profile weight, the unit mean frozen vector of the histories
-        ``item_seq[rows, : steps + 1]``: ``[P, D_m]``; empty where ``content_profile_weight`` is off.
-
-        Items without a vector have zero rows and add nothing; a history without any vector has a
-        zero profile, which scores 0 on every item (as in ContentCosine).
-        """
-        if not self.profile_weight:
+    def content_profiles(self, item_seq, steps, rows=None) -> list[torch.Tensor]:
+        """:class:`ContentProfile` of ``item_seq[rows, : steps + 1]`` (all rows where ``rows`` is
+        None); [] where ``content_profile_weight`` is off."""
+        if self.content_profile is None:
             return []
-        in_history = torch.arange(item_seq.size(1), device=item_seq.device) <= steps[:, None]
-        profiles = []
-        for modality in self.profile_weight:
-            vectors = getattr(self, f"{modality}_matrix")[item_seq[rows]]  # [P L D]
-            summed = (vectors * in_history.unsqueeze(-1).to(vectors.dtype)).sum(1)
-            profiles.append(F.normalize(summed, dim=-1))
-        return profiles
+        histories = item_seq if rows is None else item_seq[rows]
+        return self.content_profile.profiles(self.frozen_matrices(), histories, steps)
 
-    def profile_scores(
-        self, profiles: list[torch.Tensor], items: torch.Tensor, pairwise: bool = False
-    ) -> torch.Tensor | float:
-        """``sum_m w_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise``
-        (one item per history); 0 where the profile score is off."""
-        total = 0.0
-        for (modality, weight), profile in zip(self.profile_weight.items(), profiles):
-            matrix = getattr(self, f"{modality}_matrix")[items].to(profile.dtype)
-            cosine = (profile * matrix).sum(-1) if pairwise else profile @ matrix.T
-            total = total + weight * cosine
-        return total
+    def profile_scores(self, profiles, items, pairwise: bool = False) -> torch.Tensor:
+        return self.content_profile(profiles, self.frozen_matrices(), items, pairwise)
+
+    def frozen_matrices(self) -> dict[str, torch.Tensor]:
+        return {m: getattr(self, f"{m}_matrix") for m in self.modalities[1:]}
 
     def hidden_ids(self) -> torch.Tensor | None:
         """``[n_items]`` bool, the items scored by content alone now (:class:`ContentOnlyItems`)."""
@@ -356,15 +295,17 @@ class LLMEMF(SequentialRecommender):
         queries = self.fused_queries(reps) / self.temperature  # [3 P K]
         sizes = [len(index[0]) for index in pairs]
         by_domain = queries.split(sizes, dim=1)
-        profiles = [p.split(sizes) for p in self.content_profiles(item_seq, rows, steps)]
+        profiles = [p.split(sizes) for p in self.content_profiles(item_seq, steps, rows)]
         summed = queries.new_zeros(3)
         for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
-            logits = queries_d @ item_rows.T  # [3 P_d n_d]
-            profiles_d = [p[domain] for p in profiles]
             items_d = getattr(self, f"domain_{domain}_items")
-            logits = logits + self.profile_scores(profiles_d, items_d) / self.temperature
-            logits = self._leave_out_untrained(logits, domain)
+            logits = queries_d @ item_rows.T  # [3 P_d n_d]
+            if profiles:
+                profile = self.profile_scores([p[domain] for p in profiles], items_d)
+                logits = logits + profile / self.temperature
+            if self.content_only is not None:
+                logits = self.content_only.leave_out_untrained(logits, items_d)
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
             summed = summed + loss.view(3, -1).sum(1)
@@ -379,15 +320,6 @@ class LLMEMF(SequentialRecommender):
             items = torch.cat([item_seq.flatten(), targets.flatten()])
             losses += (self.item_embedding.enhancer.alignment_loss(items),)
         return losses
-
-    def _leave_out_untrained(self, logits: torch.Tensor, domain: int) -> torch.Tensor:
-        """Items never trained on are no negatives either: as one, a content-only item would only
-        learn that having no interactions means never being the target, a fact of the split.
-        """
-        if self.content_only is None:
-            return logits
-        untrained = self.content_only.untrained[getattr(self, f"domain_{domain}_items")]
-        return logits.masked_fill(untrained, float("-inf"))
 
     def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
         """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
@@ -416,23 +348,25 @@ class LLMEMF(SequentialRecommender):
     def _split_by_domain(self, item_rows: torch.Tensor) -> list[torch.Tensor]:
         return [item_rows[getattr(self, f"domain_{domain}_items")] for domain in range(2)]
 
-    def whole_history_profiles(self, interaction) -> list[torch.Tensor]:
-        """:meth:`content_profiles` of each row's whole history."""
-        item_seq = interaction[self.ITEM_SEQ]
-        rows = torch.arange(len(item_seq), device=item_seq.device)
-        return self.content_profiles(item_seq, rows, interaction[self.ITEM_SEQ_LEN] - 1)
-
     def predict(self, interaction):
         """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID]
-        scores = self.fuse_for_target(self.scores(reps, items), self.item_domain[items])  # [B]
-        profiles = self.whole_history_profiles(interaction)
-        return scores + self.profile_scores(profiles, items, pairwise=True)
+        domain = self.item_domain[items]
+        scores = self.fuse_for_target(self.scores(reps, items), domain)  # [B]
+        profiles = self.content_profiles(
+            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN] - 1
+        )
+        if not profiles:
+            return scores
+        profile = self.profile_scores(profiles, items, pairwise=True)
+        return scores + self.content_profile.scale[domain] * profile
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        profiles = self.whole_history_profiles(interaction)
+        profiles = self.content_profiles(
+            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN] - 1
+        )
         target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
         query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
         scores = query.new_empty(len(query), self.n_items)
@@ -441,7 +375,9 @@ class LLMEMF(SequentialRecommender):
             rows = torch.nonzero(target_domain == domain).squeeze(1)
             items = getattr(self, f"domain_{domain}_items")
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
-            in_domain = in_domain + self.profile_scores([p[rows] for p in profiles], items)
+            if profiles:
+                profile = self.profile_scores([p[rows] for p in profiles], items)
+                in_domain = in_domain + self.content_profile.scale[domain] * profile
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
             block.index_copy_(1, items, in_domain)
             if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time
