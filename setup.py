@@ -41,7 +41,7 @@ setup(
         # A range the CPU wheel 2.13.0 satisfies: pip keeps an installed torch (CPU or CUDA).
         "torch>=2.0,<2.15",
         "pandas>=1.4,<3",  # pandas 3 breaks RecBole's token_seq / float_seq parsing
-        "transformers>=4.40",
+        "transformers>=4.56",  # from_pretrained(dtype=...), AutoModelForImageTextToText
         "sentence-transformers>=2.6",
         "gguf>=0.10",  # local LLM enrichment from .gguf files (transformers loads them)
         "accelerate>=0.26",

@@ -189,7 +189,7 @@ class Encoders:
 def load_encoders(args: argparse.Namespace, kinds: list[str]) -> Encoders:
     """Load the models that ``kinds`` need, each once."""
     use_st = args.text_encoder.startswith(ST_PREFIX)
-    text_kinds = bool({"txt", "txtraw"} & set(kinds))
+    text_kinds = bool(set(kinds) - {"img"})  # txt, txtraw, DMESR's views
     device = pick_device(args.device)
     encoders = Encoders(device)
     if "img" in kinds or (not use_st and text_kinds):

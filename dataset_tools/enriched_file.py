@@ -1,6 +1,6 @@
-"""``<name>.enriched.tsv`` and its ``.json``: the enrichment's output, which ``llmemf-data
-features`` reads. Written from the cache; an unfinished run never replaces a file holding more
-answers."""
+"""``<name>.enriched.tsv`` (``<name>.enriched_<view>.tsv`` for a ``--views`` view) and its
+``.json``: the enrichment's output, which ``llmemf-data features`` reads. Written from the cache; an
+unfinished run never replaces a file holding more answers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from recbole_llmemf.data.fileformat.atomic import atomic_write, write_atomic_file
 from recbole_llmemf.dataset_tools.enrich_cache import EnrichmentCache, cache_key
-from recbole_llmemf.dataset_tools.errors import EnrichError
+from recbole_llmemf.dataset_tools.errors import EnrichError, FeatureError
 from recbole_llmemf.dataset_tools.item_file import ItemRecord
 from recbole_llmemf.dataset_tools.llm_backends import Backend
 from recbole_llmemf.dataset_tools.prompts import template_hash
@@ -30,8 +30,10 @@ def write_enriched(
     template: str,
     backend: Backend,
     complete: bool = True,
+    view: str = "",
 ) -> int | None:
-    """Write each cached answer for this template and model in ``.item`` order; return the count.
+    """Write each cached answer for this template, model and view in ``.item`` order; return the
+    count.
 
     A run that did not answer every selected item (``complete`` False: failures, an error, Ctrl-C)
     does not replace an existing output holding more answers, e.g. one written with another model:
@@ -40,7 +42,7 @@ def write_enriched(
     digest = template_hash(template)
     rows = []
     for item in items:
-        record = cache.get(cache_key(item.item_id, digest, backend.label))
+        record = cache.get(cache_key(item.item_id, digest, backend.label, view))
         if record is not None:
             rows.append((item.item_id, " ".join(record["text"].split())))
     if not complete:
@@ -65,6 +67,8 @@ def write_enriched(
         "enriched": len(rows),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if view:  # LLM-EMF's enrichment has none; its metadata stays as it was
+        meta["view"] = view
     with atomic_write(f"{path}.json") as file:
         json.dump(meta, file, indent=2, ensure_ascii=False)
         file.write("\n")
@@ -97,4 +101,21 @@ def read_enriched(path: str | os.PathLike) -> tuple[dict[str, str], dict]:
             texts[item_id] = text
     meta_path = Path(f"{path}.json")
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    return texts, meta
+
+
+def read_enriched_items(
+    path: str | os.PathLike, name: str, items: Sequence[ItemRecord]
+) -> tuple[dict[str, str], dict]:
+    """:func:`read_enriched` for ``llmemf-data features``: every item must be in ``<name>.item``.
+
+    Raises:
+        FeatureError: an item that is not.
+    """
+    texts, meta = read_enriched(path)
+    unknown = set(texts) - {item.item_id for item in items}
+    if unknown:
+        raise FeatureError(
+            f"{path}: {len(unknown)} items are not in {name}.item, e.g. '{sorted(unknown)[0]}'"
+        )
     return texts, meta

@@ -87,13 +87,14 @@ def write_coverage(
 
 
 def enable_in_dataset_yaml(path: Path, outputs: dict[str, Path]) -> None:
-    """Set ``use_image`` / ``use_text: True`` in the dataset's yaml for the files just written,
-    with a comment that says so (the old one said there were no vectors yet); every other line
-    stays as it was."""
+    """Set ``use_image`` / ``use_text: True`` in the dataset's yaml for the image and text files
+    just written, with a comment that says so (the old one said there were no vectors yet); every
+    other line stays as it was. The ablation's and DMESR's files switch nothing: DMESR names its
+    own (``dmesr_views``)."""
     keys = {
         "use_image" if kind == "img" else "use_text": out
         for kind, out in outputs.items()
-        if kind != "txtraw"
+        if kind in ("img", "txt")
     }
     if not keys or not path.is_file():
         return

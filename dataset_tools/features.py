@@ -10,6 +10,10 @@ files that ``recbole_llmemf.data.fileformat.item_vectors.read_item_vectors`` rea
   when an item has no enrichment);
 - ``<name>.itememb_txtraw`` (``txtraw_emb``, with ``--raw-text``): vectors of the title alone, for
   the paper's "+text without LLM" ablation;
+- ``<name>.itememb_llmimg``, ``itememb_llmtxt``, ``itememb_llmboth`` (``llmimg_emb``, ...; with
+  ``--enriched-views image,text,both``): text vectors of DMESR's views, the descriptions in
+  ``<name>.enriched_<view>.tsv`` (``llmemf-data enrich --views``) alone, no row for an item
+  without one; the suffixes of ``dmesr_views`` (properties/model/DMESR.yaml);
 - ``<file>.json`` beside each: encoder, dimension, ``normalized`` (``--normalize/--no-normalize``),
   the enrichment's model and template hash, date, counts, so a model run can refuse mismatches;
 - ``<name>.feature_coverage.tsv``: items with a title / enrichment / image / text vector per domain,
@@ -63,7 +67,7 @@ from recbole_llmemf.dataset_tools.encoders import (
     Encoders,
     load_encoders,
 )
-from recbole_llmemf.dataset_tools.enriched_file import read_enriched
+from recbole_llmemf.dataset_tools.enriched_file import read_enriched_items
 from recbole_llmemf.dataset_tools.errors import EnrichError, FeatureError
 from recbole_llmemf.dataset_tools.feature_files import (
     enable_in_dataset_yaml,
@@ -80,7 +84,11 @@ OUTPUTS = {  # kind -> (file suffix, vector field)
     "img": ("itememb_img", "img_emb"),
     "txt": ("itememb_txt", "txt_emb"),
     "txtraw": ("itememb_txtraw", "txtraw_emb"),
+    "llmimg": ("itememb_llmimg", "llmimg_emb"),
+    "llmtxt": ("itememb_llmtxt", "llmtxt_emb"),
+    "llmboth": ("itememb_llmboth", "llmboth_emb"),
 }
+VIEW_KINDS = {"image": "llmimg", "text": "llmtxt", "both": "llmboth"}  # --enriched-views
 
 
 def text_of(item: ItemRecord, enrichment: str | None) -> str:
@@ -91,6 +99,8 @@ def text_of(item: ItemRecord, enrichment: str | None) -> str:
 
 def text_recipe(kind: str, enriched: dict[str, str]) -> str:
     """What a text vector encodes, for the metadata: enrichment only where a file gave one."""
+    if kind in VIEW_KINDS.values():
+        return "the LLM's description alone (no row without one)"
     if kind == "txt" and enriched:
         return "title. enrichment (the title alone for items without one)"
     return "title only"
@@ -132,6 +142,7 @@ class FeatureRun:
     items: list[ItemRecord]
     enriched: dict[str, str]  # item_id -> enrichment text
     enrich_meta: dict  # the enrichment file's metadata
+    views: dict[str, tuple[dict[str, str], dict]]  # llm kind -> (descriptions, file metadata)
     encoders: Encoders
     common: dict  # settings of every output (part of its shard keys)
 
@@ -154,9 +165,10 @@ def write_features(args: argparse.Namespace) -> dict[str, Path]:
     items = read_items(folder, name)
     kinds = chosen_kinds(args, items)
     enriched, enrich_meta = read_enrichment(args, folder, name, items, kinds)
+    views = read_views(args, folder, name, items)
     encoders = load_encoders(args, kinds)
     common = {"normalize": args.normalize, **_encoder_version()}
-    run = FeatureRun(args, folder, name, items, enriched, enrich_meta, encoders, common)
+    run = FeatureRun(args, folder, name, items, enriched, enrich_meta, views, encoders, common)
     written: dict[str, set[str]] = {}
     outputs: dict[str, Path] = {}
     reasons_by_kind: dict[str, Counter] = {}
@@ -188,6 +200,7 @@ def chosen_kinds(args: argparse.Namespace, items: list[ItemRecord]) -> list[str]
         )
         if not skip
     ]
+    kinds += [VIEW_KINDS[view] for view in args.enriched_views or ()]
     if not kinds:
         raise FeatureError("nothing to do: --no-images and --no-text without --raw-text")
     use_st = args.text_encoder.startswith(ST_PREFIX)
@@ -207,7 +220,7 @@ def chosen_kinds(args: argparse.Namespace, items: list[ItemRecord]) -> list[str]
             f"--clip is required for image vectors ({refs}): pass --clip <name or folder> (e.g. "
             "openai/clip-vit-base-patch32), or --no-images for text vectors only"
         )
-    if not use_st and {"txt", "txtraw"} & set(kinds) and not args.clip:
+    if not use_st and set(kinds) - {"img"} and not args.clip:
         raise FeatureError(
             "--clip is required for CLIP text vectors: pass --clip <name or folder>, or "
             f"--text-encoder {ST_PREFIX}all-MiniLM-L6-v2 for text vectors without CLIP"
@@ -223,18 +236,25 @@ def read_enrichment(
     enriched_path = Path(args.enriched) if args.enriched else folder / f"{name}.enriched.tsv"
     if not args.no_enrichment:  # also read for the coverage report
         if enriched_path.is_file():
-            enriched, enrich_meta = read_enriched(enriched_path)
-            unknown = set(enriched) - {item.item_id for item in items}
-            if unknown:
-                raise FeatureError(
-                    f"{enriched_path}: {len(unknown)} items are not in "
-                    f"{name}.item, e.g. '{sorted(unknown)[0]}'"
-                )
+            enriched, enrich_meta = read_enriched_items(enriched_path, name, items)
         elif args.enriched:
             raise FeatureError(f"{enriched_path}: enrichment file not found")
         elif "txt" in kinds:
             logger.warning("no %s: text vectors use titles only", enriched_path.name)
     return enriched, enrich_meta
+
+
+def read_views(
+    args: argparse.Namespace, folder: Path, name: str, items: list[ItemRecord]
+) -> dict[str, tuple[dict[str, str], dict]]:
+    """kind -> (descriptions, metadata) of each ``--enriched-views`` view's enrichment file."""
+    views = {}
+    for view in args.enriched_views or ():
+        path = folder / f"{name}.enriched_{view}.tsv"
+        if not path.is_file():
+            raise FeatureError(f"{path}: not found; llmemf-data enrich --views {view} writes it")
+        views[VIEW_KINDS[view]] = read_enriched_items(path, name, items)
+    return views
 
 
 def compute_vectors(run: FeatureRun, kind: str) -> ComputedVectors:
@@ -288,14 +308,18 @@ def image_job(run: FeatureRun) -> tuple[Job, ShardEncoder, Callable[[Any], Any]]
 
 
 def text_job(run: FeatureRun, kind: str) -> tuple[Job, ShardEncoder, Callable[[Any], Any]]:
-    """A text output's job (txt: title and enrichment; txtraw: the title alone), its shard
-    encoder, and what identifies an item's input (the text itself)."""
+    """A text output's job (txt: title and enrichment; txtraw: the title alone; a view: its
+    description alone), its shard encoder, and what identifies an item's input (the text)."""
     encoder = run.encoders.text
-    texts = [
-        text_of(item, run.enriched.get(item.item_id) if kind == "txt" else None) or None
-        for item in run.items
-    ]
-    settings = {**run.common, "window": encoder.window, "recipe": "title. enrichment"}
+    if kind in run.views:
+        texts = [run.views[kind][0].get(item.item_id) or None for item in run.items]
+    else:
+        texts = [
+            text_of(item, run.enriched.get(item.item_id) if kind == "txt" else None) or None
+            for item in run.items
+        ]
+    recipe = "description" if kind in run.views else "title. enrichment"
+    settings = {**run.common, "window": encoder.window, "recipe": recipe}
     job = Job(kind, encoder.name, settings, texts)
 
     def encode_shard(shard_texts: list) -> tuple[np.ndarray, list[str]]:
@@ -332,7 +356,9 @@ def output_metadata(
 ) -> dict:
     """What ``<file>.json`` records: encoder, dimension, normalisation, text, enrichment, counts."""
     text = kind != "img"
-    enrichment = kind == "txt" and bool(run.enriched)
+    source = run.enrich_meta if kind == "txt" and run.enriched else None
+    if kind in run.views:
+        source = run.views[kind][1]
     return {
         "file": out.name,
         "field": OUTPUTS[kind][1],
@@ -343,8 +369,8 @@ def output_metadata(
         "text": text_recipe(kind, run.enriched) if text else None,
         "window_tokens": run.encoders.text.window if text else None,
         "long_text": "token windows, token-weighted mean" if text else None,
-        "enrichment_model": run.enrich_meta.get("model") if enrichment else None,
-        "template_hash": run.enrich_meta.get("template_hash") if enrichment else None,
+        "enrichment_model": source.get("model") if source is not None else None,
+        "template_hash": source.get("template_hash") if source is not None else None,
         "items": len(run.items),
         "rows": len(computed.tokens),
         "missing": dict(sorted(computed.reasons.items())),

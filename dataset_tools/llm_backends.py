@@ -1,19 +1,26 @@
 """The LLMs that ``llmemf-data enrich`` asks: an OpenAI-compatible endpoint (retries, backoff, a
-refused key or an unreachable server stops the run, the key is never shown) and a local
-transformers causal LM (a Hugging Face name, a folder or a ``.gguf`` file; greedy, in batches)."""
+refused key or an unreachable server stops the run, the key is never shown; an item's image goes
+inline as a base64 JPEG) and a local transformers model (a Hugging Face name, a folder or a
+``.gguf`` file; greedy, in batches): a causal LM, or a vision-language model (``llm_vision``), which
+also answers the views that show the item's image."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
 import logging
 import random
+import re
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from recbole_llmemf.dataset_tools import llm_vision
 from recbole_llmemf.dataset_tools.errors import (
     AuthError,
     EnrichError,
@@ -21,26 +28,48 @@ from recbole_llmemf.dataset_tools.errors import (
     UnreachableError,
 )
 
+if TYPE_CHECKING:
+    import PIL.Image
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_PREFIXES = ("sk-", "sk_", "pk-", "rk-", "hf_", "gsk_", "ghp_", "github_pat_", "xai-", "AIza")
+
+
+def looks_like_a_key(value: str) -> bool:
+    """True for what cannot be an environment variable name or has a key's shape: a known key
+    prefix, or a long run of mixed letters and digits (names are short words in capitals)."""
+    if not _ENV_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
+        return True
+    classes = sum(map(bool, (re.search(p, value) for p in ("[a-z]", "[A-Z]", "[0-9]"))))
+    return len(value) >= 24 and classes >= 2 and "_" not in value.strip("_")
 
 
 class Backend:
-    """``generate`` takes ``batch_size`` prompts at most; ``workers`` calls may run at once."""
+    """``generate`` takes ``batch_size`` prompts at most; ``workers`` calls may run at once. A
+    backend that ``sees_images`` also takes one image per prompt (``images``)."""
 
     label = "backend"  # the model part of the cache key
     batch_size = 1
     workers = 1
     settings: dict = {}
+    sees_images = False
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(
+        self, prompts: list[str], images: list[PIL.Image.Image] | None = None
+    ) -> list[str]:
         raise NotImplementedError
 
 
 class OpenAIBackend(Backend):
-    """An OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint, through urllib."""
+    """An OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint, through urllib. Whether
+    the served model reads images is the endpoint's business: one that does not answers HTTP 400,
+    which stops the run with its message."""
+
+    sees_images = True
 
     def __init__(
         self,
@@ -78,14 +107,19 @@ class OpenAIBackend(Backend):
     def __repr__(self) -> str:  # never show the key, even in a debugger or traceback
         return f"OpenAIBackend(url={self.url!r}, model={self.model!r})"
 
-    def generate(self, prompts: list[str]) -> list[str]:
-        return [self._complete(prompt) for prompt in prompts]
+    def generate(
+        self, prompts: list[str], images: list[PIL.Image.Image] | None = None
+    ) -> list[str]:
+        if images is None:
+            return [self._complete(prompt) for prompt in prompts]
+        return [self._complete(with_image(p, image)) for p, image in zip(prompts, images)]
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, content: str | list[dict]) -> str:
         if self._refused is not None:
             raise self._refused
         body = json.dumps(
-            {"model": self.model, "messages": [{"role": "user", "content": prompt}]} | self.settings
+            {"model": self.model, "messages": [{"role": "user", "content": content}]}
+            | self.settings
         ).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self._api_key:
@@ -145,6 +179,16 @@ class OpenAIBackend(Backend):
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
+def with_image(prompt: str, image: PIL.Image.Image) -> list[dict]:
+    """A chat message's ``content`` with the prompt and the image inline, as GPT-4o, vLLM and
+    llama.cpp servers read it. Always a JPEG: some servers refuse WebP or GIF, and the fetcher has
+    decoded the file to RGB anyway."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url}}]
+
+
 def _message_text(answer: dict) -> str:
     try:
         content = answer["choices"][0]["message"].get("content")
@@ -188,7 +232,9 @@ def resolve_local_model(model: str | None) -> tuple[str, str | None, str]:
 
 
 class LocalBackend(Backend):
-    """A transformers causal LM; greedy decoding of a batch of prompts (left padding)."""
+    """A transformers causal LM, or a vision-language model (its config says image-text-to-text,
+    ``llm_vision``), which then answers every prompt, with an image or without, so that one model
+    gives all three views; greedy decoding of a batch of prompts (left padding)."""
 
     workers = 1  # one model, one batch at a time; torch uses the cores itself
 
@@ -211,18 +257,30 @@ class LocalBackend(Backend):
         }
         self._model = None
         self._tokenizer = None
+        self._processor = None  # a vision-language model's, in place of the tokenizer
+        self._vision: bool | None = None
+
+    @property
+    def sees_images(self) -> bool:
+        """Whether ``--model`` is a vision-language model; its config is read once, when needed."""
+        if self._vision is None:
+            self._vision = llm_vision.is_vision_language(self.name_or_dir, self.gguf_file)
+        return self._vision
 
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.sees_images:
+            self._processor, self._model = llm_vision.load(self.name_or_dir, device)
+            return
         if self.gguf_file:
             for needed in ("gguf", "accelerate"):
                 if importlib.util.find_spec(needed) is None:
                     raise EnrichError(f"loading a GGUF model needs `pip install {needed}`")
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         logger.info(
             "loading %s%s on %s",
@@ -239,11 +297,15 @@ class LocalBackend(Backend):
         )
         self._tokenizer, self._model = tokenizer, model.to(device).eval()
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def generate(
+        self, prompts: list[str], images: list[PIL.Image.Image] | None = None
+    ) -> list[str]:
         import torch
 
         if self._model is None:
             self._load()
+        if self._processor is not None:
+            return llm_vision.generate(self._processor, self._model, prompts, images, self.settings)
         tokenizer = self._tokenizer
         if tokenizer.chat_template:
             texts = [

@@ -1,5 +1,6 @@
-"""The paper's enrichment prompt (§3.3): the template, an item's prompt, the template's hash (part
-of the cache key) and the answer with the model's ``<think>`` reasoning removed."""
+"""The paper's enrichment prompt (§3.3) and DMESR's three view prompts: the templates, an item's
+prompt, the template's hash (part of the cache key) and the answer with the model's ``<think>``
+reasoning removed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,27 @@ DEFAULT_TEMPLATE = (
     "include specific attributes, and potential users that could enhance the understanding of the "
     "item in a cross-domain recommendation context."
 )
+
+# DMESR's three-way prompting (``llmemf-data enrich --views``): one instruction, asked about the
+# item's picture, its title, or both, so that the three descriptions differ only in what the model
+# was shown. The image view names no title: that description must come from the picture alone.
+VIEW_TEMPLATES = {
+    "image": (
+        "The picture shows an item which is type of {domain}. Describe the item from its picture: "
+        "what it is, its visible features, materials, colours and style, and the users it suits. "
+        "Answer with a short paragraph followed by keywords."
+    ),
+    "text": (
+        "An item which is type of {domain} has the title {title}. Describe the item from its "
+        "title: what it is, its features, materials and style, and the users it suits. Answer "
+        "with a short paragraph followed by keywords."
+    ),
+    "both": (
+        "The picture shows an item which is type of {domain} with the title {title}. Describe the "
+        "item from its picture and its title: what it is, its features, materials, colours and "
+        "style, and the users it suits. Answer with a short paragraph followed by keywords."
+    ),
+}
 
 
 def render_prompt(template: str, item: ItemRecord) -> str:

@@ -12,7 +12,7 @@ DATA_COMMANDS = {
     "amazon": "two raw Amazon domains -> RecBole cross-domain files",
     "c2dsr": "import a public C2DSR split (Alist/Blist/valid/test files)",
     "check": "leakage and sanity checks of a cross-domain dataset",
-    "enrich": "enrich item titles with an LLM (cached, resumable)",
+    "enrich": "LLM enrichment of item titles, or DMESR's three views (cached, resumable)",
     "features": "CLIP / sentence-transformers item vectors (cached, resumable)",
 }
 

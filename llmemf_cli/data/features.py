@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from llmemf_cli.common import entry_point
+from llmemf_cli.data.enrich import parse_views
 from llmemf_cli.options import THREADS_HELP, add_shard_options
 
 
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw-text",
         action="store_true",
         help="also write <name>.itememb_txtraw (title only, for the ablation)",
+    )
+    parser.add_argument(
+        "--enriched-views",
+        type=parse_views,
+        metavar="VIEWS",
+        help="also write DMESR's views, a comma list of image, text, both: the descriptions of "
+        "<name>.enriched_<view>.tsv (llmemf-data enrich --views) alone, as text vectors, into "
+        "<name>.itememb_llmimg, itememb_llmtxt, itememb_llmboth (dmesr_views of DMESR.yaml)",
     )
     parser.add_argument(
         "--normalize",
