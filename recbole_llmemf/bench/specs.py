@@ -46,16 +46,16 @@ ABLATIONS = {
 }
 
 
+# ContentCosine's score inside LLMEMF, its scale chosen on validation per domain (layers.ContentProfile)
+PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8]}
 # LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
 CONTENT = {
     "LLMEMF-cold-content": {"content_only_below": 1},
     "LLMEMF-cold-content+dropout": {"content_only_below": 1, "id_dropout": 0.2},
     "LLMEMF-rare-content": {"content_only_below": 3},
     "LLMEMF-rare-content+dropout": {"content_only_below": 3, "id_dropout": 0.2},
-    "LLMEMF+profile": {
-        "content_profile_weight": 1.0,
-        "content_profile_scales": [0, 1, 2, 4, 8, 16],
-    },
+    "LLMEMF+profile": PROFILE,
+    "LLMEMF+profile+cold-content": {**PROFILE, "content_only_below": 1},
 }
 VARIANTS = {**ABLATIONS, **CONTENT}
 

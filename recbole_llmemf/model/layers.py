@@ -164,22 +164,23 @@ class ContentOnlyItems(nn.Module):
 
 
 class ContentProfile(nn.Module):
-    """ContentCosine's score inside LLMEMF (``content_profile_weight``): per content modality, the
-    cosine in the frozen space between a candidate's vector and the unit mean vector of the
-    history's items, with a learned weight; in evaluation ``scale`` multiplies it per target
-    domain (chosen on the validation set, trainer/llmemf_trainer.py).
+    """ContentCosine's score inside LLMEMF's evaluation (``content_profile_scales``): the cosine in
+    the frozen space between a candidate's vector and the unit mean vector of the history's items,
+    summed over the content modalities, times ``scale`` per target domain, chosen on the
+    validation set (trainer/llmemf_trainer.py).
 
     The projected cosines of Eq. 3 compare a learned summary of the history with a learned head,
     both fit on training targets, the frequent items above all; this score needs no training to
-    rank an item the IDs know little of. Items without a vector have zero rows: they add nothing
-    to a profile and score 0; a history without any vector scores 0 on every item.
+    rank an item the IDs know little of. It is left out of training: there, with any weight, it
+    slowed LLMEMF's learning (demo validation 0.31 after 15 epochs against 0.37), and a learned
+    weight fell from 1.0 to 0.37 in the first Food-Kitchen epoch while validation asked for 4 to 8
+    times that: training targets follow the training popularity, held-out targets do not. Items without a vector have zero rows: they add
+    nothing to a profile and score 0; a history without any vector scores 0 on every item.
     """
 
-    def __init__(self, modalities: list[str], weight: float, n_domains: int):
+    def __init__(self, modalities: list[str], n_domains: int):
         super().__init__()
-        self.weight = nn.ParameterDict(
-            {m: nn.Parameter(torch.tensor(float(weight))) for m in modalities}
-        )
+        self.modalities = modalities
         self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
 
     def profiles(
@@ -190,7 +191,7 @@ class ContentProfile(nn.Module):
         steps_range = torch.arange(histories.size(1), device=histories.device)
         in_history = (steps_range <= steps[:, None]).unsqueeze(-1)  # [P L 1]
         profiles = []
-        for modality in self.weight:
+        for modality in self.modalities:
             vectors = matrices[modality][histories]  # [P L D]
             profiles.append(F.normalize((vectors * in_history).sum(1), dim=-1))
         return profiles
@@ -202,13 +203,12 @@ class ContentProfile(nn.Module):
         items: torch.Tensor,
         pairwise: bool = False,
     ) -> torch.Tensor:
-        """``sum_m w_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise``
-        (one item per profile)."""
+        """``sum_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise`` (one
+        item per profile)."""
         total = 0.0
-        for (modality, weight), profile in zip(self.weight.items(), profiles):
+        for modality, profile in zip(self.modalities, profiles):
             vectors = matrices[modality][items].to(profile.dtype)
-            cosine = (profile * vectors).sum(-1) if pairwise else profile @ vectors.T
-            total = total + weight * cosine
+            total = total + ((profile * vectors).sum(-1) if pairwise else profile @ vectors.T)
         return total
 
 

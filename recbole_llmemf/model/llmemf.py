@@ -55,8 +55,9 @@ class LLMEMF(SequentialRecommender):
         - Off by default, beyond the paper: items without (or with few) training interactions
           scored by content alone (``content_only_below``, ``id_dropout``; layers.ContentOnlyItems),
           and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
-        - Off by default, beyond the paper: ContentCosine's frozen-space score added to every
-          score with learned weights (``content_profile_weight``; layers.ContentProfile).
+        - Off by default, beyond the paper: in evaluation, ContentCosine's frozen-space score
+          added with a scale chosen on validation (``content_profile_scales``;
+          layers.ContentProfile).
     """
 
     input_type = InputType.POINTWISE
@@ -129,9 +130,8 @@ class LLMEMF(SequentialRecommender):
             self.hidden_size,
         )
         self.content_profile = None
-        if config["content_profile_weight"] and content:
-            weight = config["content_profile_weight"]
-            self.content_profile = ContentProfile(content, weight, len(self.domain_names))
+        if config["content_profile_scales"] and content:
+            self.content_profile = ContentProfile(content, len(self.domain_names))
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -179,14 +179,16 @@ class LLMEMF(SequentialRecommender):
 
     def content_profiles(self, item_seq, steps, rows=None) -> list[torch.Tensor]:
         """:class:`ContentProfile` of ``item_seq[rows, : steps + 1]`` (all rows where ``rows`` is
-        None); [] where ``content_profile_weight`` is off."""
+        None); [] where ``content_profile_scales`` is off."""
         if self.content_profile is None:
             return []
         histories = item_seq if rows is None else item_seq[rows]
         return self.content_profile.profiles(self.frozen_matrices(), histories, steps)
 
-    def profile_scores(self, profiles, items, pairwise: bool = False) -> torch.Tensor:
-        return self.content_profile(profiles, self.frozen_matrices(), items, pairwise)
+    def profile_scores(self, profiles, items, domain, pairwise: bool = False) -> torch.Tensor:
+        """The scaled profile score of ``items``, ranked as ``domain``'s (an index or ``[P]``)."""
+        cosine = self.content_profile(profiles, self.frozen_matrices(), items, pairwise)
+        return self.content_profile.scale[domain] * cosine
 
     def frozen_matrices(self) -> dict[str, torch.Tensor]:
         return {m: getattr(self, f"{m}_matrix") for m in self.modalities[1:]}
@@ -295,15 +297,11 @@ class LLMEMF(SequentialRecommender):
         queries = self.fused_queries(reps) / self.temperature  # [3 P K]
         sizes = [len(index[0]) for index in pairs]
         by_domain = queries.split(sizes, dim=1)
-        profiles = [p.split(sizes) for p in self.content_profiles(item_seq, steps, rows)]
         summed = queries.new_zeros(3)
         for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
             items_d = getattr(self, f"domain_{domain}_items")
             logits = queries_d @ item_rows.T  # [3 P_d n_d]
-            if profiles:
-                profile = self.profile_scores([p[domain] for p in profiles], items_d)
-                logits = logits + profile / self.temperature
             if self.content_only is not None:
                 logits = self.content_only.leave_out_untrained(logits, items_d)
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
@@ -359,8 +357,7 @@ class LLMEMF(SequentialRecommender):
         )
         if not profiles:
             return scores
-        profile = self.profile_scores(profiles, items, pairwise=True)
-        return scores + self.content_profile.scale[domain] * profile
+        return scores + self.profile_scores(profiles, items, domain, pairwise=True)
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
@@ -376,8 +373,9 @@ class LLMEMF(SequentialRecommender):
             items = getattr(self, f"domain_{domain}_items")
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
             if profiles:
-                profile = self.profile_scores([p[rows] for p in profiles], items)
-                in_domain = in_domain + self.content_profile.scale[domain] * profile
+                in_domain = in_domain + self.profile_scores(
+                    [p[rows] for p in profiles], items, domain
+                )
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
             block.index_copy_(1, items, in_domain)
             if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time

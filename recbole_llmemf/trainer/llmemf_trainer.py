@@ -48,11 +48,9 @@ def choose_profile_scales(trainer, valid_data, scales: list[float]) -> None:
     """Set ``model.content_profile.scale`` to the scale in ``scales`` that validates best, per
     target domain.
 
-    The profile weights are learned on training targets, which follow the training popularity;
-    the held-out targets of validation and test need more of the content than that loss asks for
-    (on Food-Kitchen the learned weight fell from 1.0 to 0.37 in one epoch while validation
-    wanted several times as much). One scalar per domain, chosen as early stopping chooses the
-    epoch. The checkpoint RecBole then saves holds the chosen scales.
+    One scalar per domain, chosen as early stopping chooses the epoch, on the validation cases,
+    whose targets were held out from training as the test's were. The checkpoint RecBole then
+    saves holds the chosen scales.
     """
     model, metric = trainer.model, trainer.valid_metric
     scale_of_domain = model.content_profile.scale
