@@ -4,6 +4,7 @@ tokenizers, and saved with ``save_pretrained``, so the real ``from_pretrained`` 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -97,6 +98,16 @@ def byte_alphabet() -> list[str]:
             chars.append(256 + extra)
             extra += 1
     return [chr(c) for c in chars]
+
+
+def send_json(handler, payload: dict) -> None:
+    """Answer a stub server's request (``http.server.BaseHTTPRequestHandler``) with ``payload``."""
+    data = json.dumps(payload).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import send_json
 
 from llmemf_cli.data import enrich as enrich_cli
 from recbole_llmemf.dataset_tools import enrich
@@ -132,13 +133,7 @@ class StubServer:
                 text = f"Insights about {title}:\nattributes\tand users."
                 if "Think" in title:
                     text = f"<think>the key might be {SECRET}?</think>\n{text}"
-                payload = {"choices": [{"message": {"role": "assistant", "content": text}}]}
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, {"choices": [{"message": {"role": "assistant", "content": text}}]})
 
             def log_message(self, *args):
                 pass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import byte_alphabet
+from conftest import byte_alphabet, send_json
 from PIL import Image
 from test_enrich import FakeBackend, write_dataset
 
@@ -322,13 +322,7 @@ class VisionStub:
                 stub.auth.append(self.headers.get("Authorization", ""))
                 content = body["messages"][0]["content"]
                 prompt = content if isinstance(content, str) else content[0]["text"]
-                answer = {"choices": [{"message": {"content": f"Seen: {prompt[:50]}"}}]}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, {"choices": [{"message": {"content": f"Seen: {prompt[:50]}"}}]})
 
             def log_message(self, *args):
                 pass
