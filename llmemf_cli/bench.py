@@ -22,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-path", default="dataset", help="RecBole's data_path (default: %(default)s)"
     )
     parser.add_argument(
-        "--models", default=DEFAULT_MODELS, help="comma list (default: %(default)s)"
+        "--models",
+        default=DEFAULT_MODELS,
+        help="comma list of RecBole models and labels: LLMEMF's variants (LLMEMF-ids, "
+        "LLMEMF+profile, ...: recbole_llmemf/bench/specs.py), <Model>-indomain, <Model>+DMESR "
+        "and its ablations <Model>+DMESR-noalign, -llm-only, -title-only (default: %(default)s)",
     )
     parser.add_argument(
         "--protocol",

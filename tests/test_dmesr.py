@@ -15,6 +15,7 @@ from recbole.utils import init_seed
 
 from llmemf_cli.bench import main as bench_main
 from recbole_llmemf import LLMEMF
+from recbole_llmemf.bench.specs import model_specs
 from recbole_llmemf.model.dmesr import SASRecDMESR
 from recbole_llmemf.model.layers import EnhancedItemEmbedding
 
@@ -142,3 +143,26 @@ def test_llmemf_with_the_enhancer_in_place_of_its_adaptors(tiny_dataset):
             dataset="tiny",
             config_dict={**tiny_dataset.config, "item_enhancer": "x"},
         )
+
+
+def test_ablation_labels_set_the_enhancers_switches():
+    specs = model_specs(
+        "SASRec+DMESR-noalign,GRU4Rec+DMESR-llm-only,LLMEMF+DMESR-title-only,SASRec+DMESR", False
+    )
+    assert specs == [
+        ("SASRec+DMESR-noalign", "SASRecDMESR", {"dmesr_align_weight": 0.0}),
+        ("GRU4Rec+DMESR-llm-only", "GRU4RecDMESR", {"dmesr_fusion": False}),
+        (
+            "LLMEMF+DMESR-title-only",
+            "LLMEMF",
+            {
+                "item_enhancer": "dmesr",
+                "use_image": False,
+                "use_text": False,
+                "dmesr_views": {"title": "itememb_txtraw"},
+            },
+        ),
+        ("SASRec+DMESR", "SASRecDMESR", {}),
+    ]
+    with pytest.raises(SystemExit, match="SASRec\\+DMESR-noalign"):
+        model_specs("SASRec+DMESR-typo", False)

@@ -29,8 +29,14 @@ SHARED = {
 
 # "<Model>-indomain": RecBole's CE sequential model trained with the target domain's softmax only
 INDOMAIN = "-indomain"
-# "<Model>+DMESR": RecBole's sequential model with DMESR's item enhancer (model/dmesr.py)
+# "<Model>+DMESR": RecBole's sequential model with DMESR's item enhancer (model/dmesr.py), and
+# its ablations "<Model>+DMESR-<name>" (properties/model/DMESR.yaml)
 ENHANCED = "+DMESR"
+DMESR_ABLATIONS = {
+    "noalign": {"dmesr_align_weight": 0.0},  # no contrastive alignment
+    "llm-only": {"dmesr_fusion": False},  # the LLM views alone, no cross-attention with the title
+    "title-only": {"dmesr_views": {"title": "itememb_txtraw"}},  # the original title alone
+}
 
 
 # The paper's ablation (its table: base, +text, +text+LLM, +visual, full)
@@ -116,10 +122,16 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
 def _spec(label: str) -> tuple[str, str, dict]:
     if label in VARIANTS:
         return label, "LLMEMF", VARIANTS[label]
-    if label == "LLMEMF" + ENHANCED:  # the enhancer in place of the per-modality adaptors
-        return label, "LLMEMF", {"item_enhancer": "dmesr", "use_image": False, "use_text": False}
-    if label.endswith(ENHANCED):  # SASRec+DMESR -> RecBole's SASRec with DMESR's enhancer
-        return label, label[: -len(ENHANCED)] + "DMESR", {}
+    backbone, enhanced, ablation = label.partition(ENHANCED)
+    if enhanced:
+        if ablation and ablation[1:] not in DMESR_ABLATIONS:
+            known = ", ".join(f"{backbone}{ENHANCED}-{name}" for name in DMESR_ABLATIONS)
+            raise SystemExit(f"llmemf-bench: unknown label {label!r}; DMESR's ablations: {known}")
+        switches = DMESR_ABLATIONS[ablation[1:]] if ablation else {}
+        if backbone == "LLMEMF":  # the enhancer in place of the per-modality adaptors
+            adaptors_off = {"item_enhancer": "dmesr", "use_image": False, "use_text": False}
+            return label, "LLMEMF", {**adaptors_off, **switches}
+        return label, backbone + "DMESR", switches  # SASRec+DMESR: RecBole's SASRec, enhanced
     if label.endswith(INDOMAIN):
         return label, label[: -len(INDOMAIN)], {"train_in_target_domain": True}
     return label, label, {}
