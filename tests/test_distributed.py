@@ -66,3 +66,34 @@ def test_checkpoint_config_is_single_process():
     cfg = single.final_config_dict
     assert cfg["single_spec"] and cfg["local_rank"] == 0 and cfg["device"] == torch.device("cuda")
     assert config.final_config_dict["local_rank"] == 1, "the running config is left as it was"
+
+
+def _gather_in_process(rank: int, port: str, out: str) -> None:
+    """One of two processes: its share of 5 cases (DistributedSampler's: 0 2 4 / 1 3 0)."""
+    import torch.distributed as dist
+    from recbole.evaluator.collector import DataStruct
+
+    from recbole_llmemf.evaluator.collector import CASE_IDS, TieCollector
+    from recbole_llmemf.evaluator.metrics import TIES
+    from recbole_llmemf.trainer.distributed import gather_cases
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    local = [0, 2, 4] if rank == 0 else [1, 3, 0]
+    struct = DataStruct()
+    struct[TIES] = torch.tensor([[case, 1, 1] for case in local])
+    struct[CASE_IDS] = torch.tensor([[100 + case, 200 + case] for case in local])
+    collector = TieCollector.__new__(TieCollector)  # the struct is all last_cases reads
+    collector._last_struct = struct
+    gather_cases(struct, 5, torch.device("cpu"))
+    if rank == 0:
+        torch.save(collector.last_cases, out)
+    dist.destroy_process_group()
+
+
+def test_last_cases_are_every_processs_cases_in_order(tmp_path):
+    """The per-case ranks the paired tests read hold all cases, not one process's share."""
+    out = tmp_path / "cases.pt"
+    torch.multiprocessing.spawn(_gather_in_process, args=(free_port(), str(out)), nprocs=2)
+    ids, ties = torch.load(out)
+    assert ids.tolist() == [[100 + case, 200 + case] for case in range(5)]
+    assert ties[:, 0].tolist() == list(range(5))

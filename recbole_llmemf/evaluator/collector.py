@@ -10,6 +10,8 @@ from recbole.evaluator.register import Register
 
 from recbole_llmemf.evaluator.metrics import TIES, expected_metric_class
 
+CASE_IDS = "rec.case_ids"  # [P 2] user and item id of each positive's case
+
 
 class TieRegister(Register):
     """RecBole's register of what to collect, read from the classes :class:`TieEvaluator` uses."""
@@ -39,7 +41,7 @@ class TieCollector(Collector):
         super().__init__(config)
         self.register = TieRegister(config)
         self._case_ids: list[torch.Tensor] = []
-        self.last_cases: tuple[torch.Tensor, torch.Tensor] | None = None  # ([P 2] ids, [P 3] ties)
+        self._last_struct = None  # the last evaluation's, gathered over processes where it was
 
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
         counted = [key for key in ("rec.meanrank", TIES) if self.register.need(key)]
@@ -69,11 +71,22 @@ class TieCollector(Collector):
 
     def get_data_struct(self):
         struct = super().get_data_struct()
+        self._last_struct = None
         if TIES in self.data_struct:  # per evaluation, as RecBole resets its own rec.* keys
-            self.last_cases = (torch.cat(self._case_ids).cpu(), struct.get(TIES))
+            # a rec.* key, so that multi-process evaluation gathers it with the ties
+            # (trainer/distributed.py: gather_cases works on the struct in place)
+            struct[CASE_IDS] = torch.cat(self._case_ids).cpu()
+            self._last_struct = struct
             del self.data_struct[TIES]
         self._case_ids = []
         return struct
+
+    @property
+    def last_cases(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The last evaluation's ``([P 2] user and item ids, [P 3] ties)``, of every process."""
+        if self._last_struct is None:
+            return None
+        return self._last_struct[CASE_IDS], self._last_struct[TIES]
 
 
 def refuse_nan_targets(config, interaction, scores, positive_u, positive_i) -> None:
