@@ -177,15 +177,16 @@ class LLMEMF(SequentialRecommender):
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
 
-    def content_profiles(self, item_seq, steps, rows=None) -> list[torch.Tensor]:
-        """:class:`ContentProfile` of ``item_seq[rows, : steps + 1]`` (all rows where ``rows`` is
-        None); [] where ``content_profile_scales`` is off."""
+    def content_profiles(self, item_seq: torch.Tensor, steps: torch.Tensor) -> list[torch.Tensor]:
+        """:class:`ContentProfile` of the histories ``item_seq[:, : steps + 1]``; [] where
+        ``content_profile_scales`` is off."""
         if self.content_profile is None:
             return []
-        histories = item_seq if rows is None else item_seq[rows]
-        return self.content_profile.profiles(self.frozen_matrices(), histories, steps)
+        return self.content_profile.profiles(self.frozen_matrices(), item_seq, steps)
 
-    def profile_scores(self, profiles, items, domain, pairwise: bool = False) -> torch.Tensor:
+    def profile_scores(
+        self, profiles: list[torch.Tensor], items: torch.Tensor, domain, pairwise: bool = False
+    ) -> torch.Tensor:
         """The scaled profile score of ``items``, ranked as ``domain``'s (an index or ``[P]``)."""
         cosine = self.content_profile(profiles, self.frozen_matrices(), items, pairwise)
         return self.content_profile.scale[domain] * cosine
