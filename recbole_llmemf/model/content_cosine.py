@@ -16,6 +16,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
+from recbole_llmemf.model.layers import history_profiles, profile_cosines
 
 
 class ContentCosine(SequentialRecommender):
@@ -34,28 +35,16 @@ class ContentCosine(SequentialRecommender):
         # RecBole's optimizer needs a parameter; there is nothing to learn (as in its ItemKNN)
         self.fake_loss = nn.Parameter(torch.zeros(1))
 
-    def forward(self, item_seq: torch.Tensor) -> list[torch.Tensor]:
-        """Per modality, the unit mean vector of the history's items (0 where none has one)."""
-        profiles = []
-        for modality in self.modalities:
-            vectors = getattr(self, f"{modality}_matrix")[item_seq]  # [B L D], padding rows 0
-            profiles.append(F.normalize(vectors.sum(dim=1), dim=-1))
-        return profiles
+    def matrices(self) -> dict[str, torch.Tensor]:
+        return {m: getattr(self, f"{m}_matrix") for m in self.modalities}
 
     def calculate_loss(self, interaction):
         return self.fake_loss
 
     def predict(self, interaction):
-        items = interaction[self.ITEM_ID]
-        profiles = self.forward(interaction[self.ITEM_SEQ])
-        return sum(
-            (profile * getattr(self, f"{m}_matrix")[items]).sum(-1)
-            for m, profile in zip(self.modalities, profiles)
-        )
+        profiles = history_profiles(self.matrices(), interaction[self.ITEM_SEQ])
+        return profile_cosines(profiles, self.matrices(), interaction[self.ITEM_ID], pairwise=True)
 
     def full_sort_predict(self, interaction):
-        profiles = self.forward(interaction[self.ITEM_SEQ])
-        return sum(
-            profile @ getattr(self, f"{m}_matrix").T
-            for m, profile in zip(self.modalities, profiles)
-        )
+        profiles = history_profiles(self.matrices(), interaction[self.ITEM_SEQ])
+        return profile_cosines(profiles, self.matrices())

@@ -163,6 +163,31 @@ class ContentOnlyItems(nn.Module):
         return self.without_id | dropped
 
 
+def history_profiles(
+    matrices: dict[str, torch.Tensor], item_seq: torch.Tensor
+) -> list[torch.Tensor]:
+    """Per modality of ``matrices`` (unit frozen rows, zero where an item has no vector), the unit
+    mean vector of each history of ``item_seq [B L]``: ``[B, D_m]``. Padding and items without a
+    vector add nothing; a history without any vector has a zero profile, which scores 0 on every
+    item (ContentCosine's scorer)."""
+    return [F.normalize(matrix[item_seq].sum(dim=1), dim=-1) for matrix in matrices.values()]
+
+
+def profile_cosines(
+    profiles: list[torch.Tensor],
+    matrices: dict[str, torch.Tensor],
+    items: torch.Tensor | None = None,
+    pairwise: bool = False,
+) -> torch.Tensor:
+    """``sum_m cos(profile_m, e_m)`` over the modalities of ``matrices``: ``[B, n_items]`` for every
+    item, ``[B, len(items)]`` for ``items``, or ``[B]`` with ``pairwise`` (one item per row)."""
+    total = 0.0
+    for matrix, profile in zip(matrices.values(), profiles):
+        vectors = (matrix if items is None else matrix[items]).to(profile.dtype)
+        total = total + ((profile * vectors).sum(-1) if pairwise else profile @ vectors.T)
+    return total
+
+
 class ContentProfile(nn.Module):
     """ContentCosine's score inside LLMEMF's evaluation (``content_profile_scales``): the cosine in
     the frozen space between a candidate's vector and the unit mean vector of the history's items,
@@ -174,8 +199,7 @@ class ContentProfile(nn.Module):
     rank an item the IDs know little of. It is left out of training: there, with any weight, it
     slowed LLMEMF's learning (demo validation 0.31 after 15 epochs against 0.37), and a learned
     weight fell from 1.0 to 0.37 in the first Food-Kitchen epoch while validation asked for 4 to 8
-    times that: training targets follow the training popularity, held-out targets do not. Items without a vector have zero rows: they add
-    nothing to a profile and score 0; a history without any vector scores 0 on every item.
+    times that: training targets follow the training popularity, held-out targets do not.
     """
 
     def __init__(self, modalities: list[str], n_domains: int):
@@ -183,33 +207,20 @@ class ContentProfile(nn.Module):
         self.modalities = modalities
         self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
 
-    def profiles(
-        self, matrices: dict[str, torch.Tensor], histories: torch.Tensor, steps: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Per modality, ``[P, D_m]`` unit mean vectors of ``histories[p, : steps[p] + 1]``
-        (``matrices``: the model's unit frozen matrices, not copied here)."""
-        steps_range = torch.arange(histories.size(1), device=histories.device)
-        in_history = (steps_range <= steps[:, None]).unsqueeze(-1)  # [P L 1]
-        profiles = []
-        for modality in self.modalities:
-            vectors = matrices[modality][histories]  # [P L D]
-            profiles.append(F.normalize((vectors * in_history).sum(1), dim=-1))
-        return profiles
-
     def forward(
         self,
-        profiles: list[torch.Tensor],
         matrices: dict[str, torch.Tensor],
+        item_seq: torch.Tensor,
         items: torch.Tensor,
+        domain,
         pairwise: bool = False,
     ) -> torch.Tensor:
-        """``sum_m cos(profile_m, e_m)``: ``[P, len(items)]``, or ``[P]`` with ``pairwise`` (one
-        item per profile)."""
-        total = 0.0
-        for modality, profile in zip(self.modalities, profiles):
-            vectors = matrices[modality][items].to(profile.dtype)
-            total = total + ((profile * vectors).sum(-1) if pairwise else profile @ vectors.T)
-        return total
+        """The scaled score of ``items`` for the histories ``item_seq``, ranked as ``domain``'s
+        (an index, or ``[B]`` with ``pairwise``); ``matrices``: the model's unit frozen matrices,
+        not copied here."""
+        matrices = {m: matrices[m] for m in self.modalities}
+        cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
+        return self.scale[domain] * cosines
 
 
 LLM_VIEWS = ("llm_image", "llm_text", "llm_both")

@@ -177,20 +177,6 @@ class LLMEMF(SequentialRecommender):
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
 
-    def content_profiles(self, item_seq: torch.Tensor, steps: torch.Tensor) -> list[torch.Tensor]:
-        """:class:`ContentProfile` of the histories ``item_seq[:, : steps + 1]``; [] where
-        ``content_profile_scales`` is off."""
-        if self.content_profile is None:
-            return []
-        return self.content_profile.profiles(self.frozen_matrices(), item_seq, steps)
-
-    def profile_scores(
-        self, profiles: list[torch.Tensor], items: torch.Tensor, domain, pairwise: bool = False
-    ) -> torch.Tensor:
-        """The scaled profile score of ``items``, ranked as ``domain``'s (an index or ``[P]``)."""
-        cosine = self.content_profile(profiles, self.frozen_matrices(), items, pairwise)
-        return self.content_profile.scale[domain] * cosine
-
     def frozen_matrices(self) -> dict[str, torch.Tensor]:
         return {m: getattr(self, f"{m}_matrix") for m in self.modalities[1:]}
 
@@ -353,18 +339,13 @@ class LLMEMF(SequentialRecommender):
         items = interaction[self.ITEM_ID]
         domain = self.item_domain[items]
         scores = self.fuse_for_target(self.scores(reps, items), domain)  # [B]
-        profiles = self.content_profiles(
-            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN] - 1
-        )
-        if not profiles:
+        if self.content_profile is None:
             return scores
-        return scores + self.profile_scores(profiles, items, domain, pairwise=True)
+        matrices, item_seq = self.frozen_matrices(), interaction[self.ITEM_SEQ]
+        return scores + self.content_profile(matrices, item_seq, items, domain, pairwise=True)
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        profiles = self.content_profiles(
-            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN] - 1
-        )
         target_domain = self.item_domain[interaction[self.ITEM_ID]]  # [B], from the row's target
         query = self.fuse_for_target(self.fused_queries(reps), target_domain)  # [B K]
         scores = query.new_empty(len(query), self.n_items)
@@ -373,10 +354,10 @@ class LLMEMF(SequentialRecommender):
             rows = torch.nonzero(target_domain == domain).squeeze(1)
             items = getattr(self, f"domain_{domain}_items")
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
-            if profiles:
-                in_domain = in_domain + self.profile_scores(
-                    [p[rows] for p in profiles], items, domain
-                )
+            if self.content_profile is not None:
+                item_seq = interaction[self.ITEM_SEQ][rows]
+                profile = self.content_profile(self.frozen_matrices(), item_seq, items, domain)
+                in_domain = in_domain + profile
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
             block.index_copy_(1, items, in_domain)
             if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time
