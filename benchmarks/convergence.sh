@@ -17,7 +17,7 @@ run() {  # run NAME KEY=VALUE...
     shift
     llmemf-bench --protocol=sampled999 --name="conv-$name" --models=LLMEMF --seeds=2020 \
         --dataset=food_kitchen --out="$OUT" --resume --time-budget="$BUDGET" \
-        --set hidden_size=64 inner_size=64 embedding_size=64 "$@" >>"$OUT/$name.log" 2>&1
+        --set hidden_size=64 inner_size=64 embedding_size=64 candidate_draw=stream "$@" >>"$OUT/$name.log" 2>&1
     echo "$(date +%T) done $name ($?)" >>"$OUT/progress.log"
 }
 run lr003 learning_rate=0.003

@@ -111,9 +111,10 @@ HOOKS: tuple[Hook, ...] = (
          "dataset.py L268 _load_data",
          "RecBole fills a missing field with a mean or [PAD] and drops unknown items silently"),
     Hook("wrap", "recbole.data.dataset.Dataset:build",
-         "recbole_llmemf.data.general_train:train_on_histories_too",
-         "domain_field or protocol, general model, benchmark files", "dataset.py L1650 build",
-         "general models would never see a user's first item, which every sequential model reads"),
+         "recbole_llmemf.data.splits:build_splits",
+         "domain_field or protocol (general models' part: benchmark files)", "dataset.py L1650 build",
+         "general models would never see a user's first item, which every sequential model reads; "
+         "full ranking hid a general model's earlier items, a sequential model's last few only"),
     Hook("wrap", "recbole.data.utils:create_samplers",
          "recbole_llmemf.data.candidates:fixed_candidates_when_asked", "fixed_candidates: True",
          "data/utils.py L155-190", "every model must score the same saved 999 negatives"),

@@ -213,6 +213,33 @@ def test_changed_histories_draw_new_candidates_never_reuse(tiny_dataset):
     assert other not in negatives[user], "drawn for the new history"
 
 
+@pytest.mark.parametrize("draw", ["per_case", "stream"])
+def test_a_cases_negatives_do_not_depend_on_other_cases(draw, tiny_dataset):
+    run_sampled(tiny_dataset, "Pop", candidate_draw=draw)
+    [before] = candidate_files(tiny_dataset)
+    # a user sorted before every other, on items that exist: the pools stay, the cases grow
+    inter = tiny_dataset.data_path / "tiny" / "tiny.inter"
+    lines = inter.read_text().splitlines()
+    items = [line.split("\t")[1] for line in lines[1:7]]
+    extra = [f"a0000\t{item}\t{1500000000 + k}" for k, item in enumerate(items)]
+    inter.write_text("\n".join([lines[0], *extra, *lines[1:]]) + "\n")
+    run_sampled(tiny_dataset, "Pop", candidate_draw=draw)
+    [after] = [path for path in candidate_files(tiny_dataset) if path != before]
+    old = {(user, target): negatives for user, target, negatives in read_candidates(before)}
+    new = {(user, target): negatives for user, target, negatives in read_candidates(after)}
+    assert len(new) == len(old) + 1
+    same = sum(new[case] == negatives for case, negatives in old.items())
+    if draw == "per_case":
+        assert same == len(old), "every case keeps its negatives"
+    else:  # the draw of files before 0.2: one stream, shifted by the new first case
+        assert same < len(old) // 2
+
+
+def test_unknown_candidate_draw_is_an_error(tiny_dataset):
+    with pytest.raises(DataError, match="candidate_draw: 'random' is not per_case or stream"):
+        run_sampled(tiny_dataset, "Pop", candidate_draw="random")
+
+
 MODELS = ["LLMEMF", "SASRec", "GRU4Rec", "SRGNN", "BPR", "ItemKNN"]
 
 
@@ -416,6 +443,46 @@ def test_constant_scorer_gets_chance_under_both_protocols(tiny_dataset, protocol
         result = trainer.evaluate(data, load_best_model=False)
         for key, value in chance(n_candidates).items():
             assert result[key] == pytest.approx(value, abs=1e-4), (phase, key)
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "BPR"])
+def test_full_ranking_hides_every_earlier_item_for_every_model(tiny_dataset, model_name, monkeypatch):
+    """Histories of up to 8 items, a window of 3: a sequential model hides what a general one does,
+    the user's items of train and valid (the target excepted), not the last 3 items only."""
+    config = Config(
+        model=model_name,
+        dataset="tiny",
+        config_dict={**tiny_dataset.config, "MAX_ITEM_LIST_LENGTH": 3},
+    )
+    init_seed(config["seed"], True)
+    dataset = create_dataset(config)
+    _, _, test_data = data_preparation(config, dataset)
+    domain = dataset.item_feat["domain"].numpy()
+    hidden = {}
+    original = TieCollector.eval_batch_collect
+
+    def spy(self, scores, interaction, positive_u, positive_i):
+        for row, item in zip(positive_u.tolist(), positive_i.tolist()):
+            masked = np.isneginf(scores[row].cpu().numpy()) & (domain == domain[item])
+            hidden[(int(interaction["user_id"][row]), item)] = set(np.flatnonzero(masked)) - {0}
+        return original(self, scores, interaction, positive_u, positive_i)
+
+    monkeypatch.setattr(TieCollector, "eval_batch_collect", spy)
+    model = get_model(model_name)(config, test_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+    trainer.evaluate(test_data, load_best_model=False)
+
+    user_ids, item_ids = (dataset.field2token_id[field] for field in ("user_id", "item_id"))
+    sequences = {}  # from the file, in its time order
+    for line in (tiny_dataset.data_path / "tiny" / "tiny.inter").read_text().splitlines()[1:]:
+        user, item, _ = line.split("\t")
+        sequences.setdefault(user_ids[user], []).append(item_ids[item])
+    expected = {
+        (user, items[-1]): {i for i in items[:-1] if domain[i] == domain[items[-1]]} - {items[-1]}
+        for user, items in sequences.items()
+    }
+    assert hidden == expected
+    assert max(len(items) for items in expected.values()) > 3, "some hide more than the window"
 
 
 @pytest.mark.parametrize("model_name", ["SASRec", "BPR"])

@@ -106,13 +106,21 @@ def test_missing_vectors_score_zero_and_enter_as_learned_vector(built):
     torch.testing.assert_close(embedded, model.missing_embedding["image"].expand_as(embedded))
 
 
-def test_loss_matches_per_pair_cross_entropy(built):
-    """Each (history, target) pair of a per-position batch against its history encoded alone."""
+@pytest.mark.parametrize("reading", ["by target", "by domain"])
+def test_loss_matches_per_pair_cross_entropy(built, reading):
+    """Each (history, target) pair of a per-position batch against its history encoded alone;
+    Eq. 10's weights go with the sequence's relation to the target, or with its domain."""
     config, model, train_data = built
     model.eval()  # no dropout, so two forward passes agree
+    if reading == "by target":
+        model.own_domain_loss_weight, model.other_domain_loss_weight = 3.0, 0.25
+        weights = torch.tensor([[1.0, 3.0, 0.25], [1.0, 3.0, 0.25]])  # [domain, term]
+    else:  # lambda_X, lambda_Y: the X-only sequence is the own one for X targets, the other for Y
+        model.domain_loss_weights = [2.0, 0.5]
+        weights = torch.tensor([[1.0, 2.0, 0.5], [1.0, 0.5, 2.0]])
     batch = next(iter(train_data))[torch.arange(8)]
     losses = model.calculate_loss(batch)
-    expected, n_pairs = torch.zeros(3), 0
+    expected, n_pairs = torch.zeros(2, 3), 0
     with torch.no_grad():
         for seq, targets in zip(batch["item_id_list"], batch[NEXT_ITEMS]):
             for step in torch.nonzero(targets).flatten().tolist():
@@ -126,13 +134,24 @@ def test_loss_matches_per_pair_cross_entropy(built):
                 column = (in_domain == item).nonzero().item()
                 for term, sequence in enumerate([2, domain, 1 - domain]):
                     logits = scores[sequence, in_domain]
-                    expected[term] += F.cross_entropy(logits[None], torch.tensor([column]))
+                    loss = F.cross_entropy(logits[None], torch.tensor([column]))
+                    expected[domain, term] += loss
                 n_pairs += 1
     assert n_pairs > len(batch), "several pairs per sequence"
-    expected /= n_pairs  # the mean over pairs
-    expected[1] *= config["own_domain_loss_weight"]
-    expected[2] *= config["other_domain_loss_weight"]
+    assert (expected > 0).all(), "targets of both domains"
+    expected = (weights * expected).sum(0) / n_pairs  # the mean over pairs
     torch.testing.assert_close(torch.stack(losses), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_evaluation_fusion_has_a_weight_per_sequence(built):
+    """Eq. 11: ``P_T + lambda_S P_S + lambda_Z P_Z``; one lambda for both unless merged_eval_weight."""
+    _, model, _ = built
+    scores = torch.tensor([[[1.0]], [[10.0]], [[100.0]]])  # X-only, Y-only, merged; 1 row, 1 item
+    model.eval_weight, model.merged_eval_weight = 0.5, 0.5
+    assert model.fuse_for_target(scores, torch.tensor([0])).item() == 1 + 5 + 50
+    model.merged_eval_weight = 2.0
+    assert model.fuse_for_target(scores, torch.tensor([0])).item() == 1 + 5 + 200
+    assert model.fuse_for_target(scores, torch.tensor([1])).item() == 10 + 0.5 + 200
 
 
 def test_full_sort_never_ranks_other_domain_items(built):

@@ -2,7 +2,11 @@
 
 Each valid / test case (user, target) is ranked against ``N`` negatives (999 in the paper's tables)
 drawn uniformly, without replacement, from the target's domain minus every item the user interacted
-with. They are drawn once from ``candidate_seed`` and saved beside the dataset as
+with. Each case draws from its own generator, seeded by ``candidate_seed`` and the case's user and
+target tokens, so a case's negatives never depend on which other cases exist (a general model's
+data hold cases a sequential model's lack). ``candidate_draw: stream`` is the draw of files made
+before 0.2 (one generator for all cases in token order), kept so their tables reproduce. They are
+drawn once and saved beside the dataset as
 ``<dataset>.<phase>-candidates-<N>-seed<seed>-<cases>.tsv``; every model and every rerun reads that
 file, so all scores are over exactly the same candidates. ``<cases>`` fingerprints what the draw
 depends on: each case's user, target and every item the user interacted with. Data that changes
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from tqdm import tqdm
 
 from recbole_llmemf.data.domains import item_domains
 from recbole_llmemf.data.fileformat.atomic import atomic_write
+from recbole_llmemf.data.splits import interacted_items
 from recbole_llmemf.trainer.distributed import in_turn
 from recbole_llmemf.utils.errors import DataError
 
@@ -56,10 +60,11 @@ class FixedCandidateSampler:
 
 
 def candidate_path(config, phase: str, num: int, cases: str) -> Path:
-    """The file of ``phase``'s candidates; ``cases`` is :func:`case_fingerprint` of its cases."""
-    name = (
-        f"{config['dataset']}.{phase}-candidates-{num}-seed{config['candidate_seed']}-{cases}.tsv"
-    )
+    """The file of ``phase``'s candidates; ``cases`` is :func:`case_fingerprint` of its cases.
+    A per-case draw's name says so (``-percase``); a ``stream`` draw keeps the name it had."""
+    draw = "" if config["candidate_draw"] == "stream" else "-percase"
+    seed = config["candidate_seed"]
+    name = f"{config['dataset']}.{phase}-candidates-{num}-seed{seed}{draw}-{cases}.tsv"
     return Path(config["data_path"]) / name
 
 
@@ -90,7 +95,9 @@ def case_fingerprint(dataset, eval_dataset, interacted: dict[int, set[int]]) -> 
 def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
     """Replace the valid and test samplers of ``create_samplers``' result by file-backed ones."""
     train_sampler, valid_sampler, test_sampler = samplers
-    interacted = _interacted_items(built_datasets)
+    if config["candidate_draw"] not in (None, "per_case", "stream"):
+        raise DataError(f"candidate_draw: {config['candidate_draw']!r} is not per_case or stream")
+    interacted = interacted_items(built_datasets)
     replaced = []
     for phase, eval_dataset, base in (
         ("valid", built_datasets[1], valid_sampler),
@@ -107,24 +114,8 @@ def fixed_candidate_samplers(config, dataset, built_datasets, samplers):
     return train_sampler, *replaced
 
 
-def _interacted_items(built_datasets) -> dict[int, set[int]]:
-    """Every item id each user id touched in any split, as target or in a history list."""
-    items = defaultdict(set)
-    for part in built_datasets:
-        users = part.inter_feat[part.uid_field].tolist()
-        for user, item in zip(users, part.inter_feat[part.iid_field].tolist()):
-            items[user].add(item)
-        list_field = part.iid_field + part.config["LIST_SUFFIX"]
-        if list_field in part.inter_feat:
-            for user, history in zip(users, part.inter_feat[list_field].tolist()):
-                items[user].update(history)
-    for user_items in items.values():
-        user_items.discard(0)
-    return items
-
-
 def _draw_candidates(config, dataset, eval_dataset, interacted, num: int, path: Path) -> None:
-    """Draw in token order with a seeded generator, so every model draws the same file."""
+    """Draw in token order from seeded generators, so every model draws the same file."""
     domain, names = item_domains(dataset, config["domain_field"])
     item_tokens = dataset.field2id_token[dataset.iid_field]
     user_tokens = dataset.field2id_token[dataset.uid_field]
@@ -139,10 +130,15 @@ def _draw_candidates(config, dataset, eval_dataset, interacted, num: int, path: 
         ),
         key=lambda case: (user_tokens[case[0]], item_tokens[case[1]]),
     )
-    rng = np.random.default_rng(config["candidate_seed"])
+    stream = np.random.default_rng(config["candidate_seed"])
     with atomic_write(path) as file:
         file.write(HEADER)
         for user, item in tqdm(cases, desc=f"drawing {path.name}", unit="case", leave=False):
+            rng = (
+                stream
+                if config["candidate_draw"] == "stream"
+                else case_generator(config["candidate_seed"], user_tokens[user], item_tokens[item])
+            )
             negatives = _draw(rng, by_domain[int(domain[item])], interacted[user], num)
             if negatives is None:
                 raise ValueError(
@@ -153,6 +149,12 @@ def _draw_candidates(config, dataset, eval_dataset, interacted, num: int, path: 
                 f"{user_tokens[user]}\t{item_tokens[item]}\t{' '.join(item_tokens[negatives])}\n"
             )
     logger.info(f"drew {len(cases)} x {num} candidates into {path}")
+
+
+def case_generator(seed: int, user: str, target: str) -> np.random.Generator:
+    """The generator of one case: ``seed`` and the SHA-256 of its user and target tokens."""
+    digest = hashlib.sha256(f"{user}\t{target}".encode()).digest()
+    return np.random.default_rng([seed, *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
 
 
 def _draw(rng: np.random.Generator, items: np.ndarray, interacted: set[int], num: int):

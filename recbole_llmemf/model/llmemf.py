@@ -37,7 +37,7 @@ class LLMEMF(SequentialRecommender):
     (Eq. 3, 5-7) and
     fuses modalities as ``P = P_id + alpha * P_img + beta * P_txt`` (Eq. 8). Training sums the
     cross-entropy of the merged, own-domain and other-domain scores (Eq. 9-10); evaluation ranks the
-    target domain's items by ``P_T + lambda * (P_S + P_Z)`` (Eq. 11-12).
+    target domain's items by ``P_T + lambda_S * P_S + lambda_Z * P_Z`` (Eq. 11-12).
 
     NOTE: departures where the paper is silent or under-specified:
         - One encoder per modality, shared by the three sequences; the X-only and Y-only sequences
@@ -69,9 +69,12 @@ class LLMEMF(SequentialRecommender):
         self.image_weight = config["image_weight"]  # alpha, Eq. 8
         self.text_weight = config["text_weight"]  # beta, Eq. 8
         self.temperature = config["temperature"]
-        self.own_domain_loss_weight = config["own_domain_loss_weight"]  # lambda_X, Eq. 10
-        self.other_domain_loss_weight = config["other_domain_loss_weight"]  # lambda_Y, Eq. 10
-        self.eval_weight = config["eval_weight"]  # lambda, Eq. 11
+        self.own_domain_loss_weight = config["own_domain_loss_weight"]
+        self.other_domain_loss_weight = config["other_domain_loss_weight"]
+        self.domain_loss_weights = config["domain_loss_weights"]  # lambda_X, lambda_Y, Eq. 10
+        self.eval_weight = config["eval_weight"]  # lambda (of P_S; of P_Z too), Eq. 11
+        merged_weight = config["merged_eval_weight"]
+        self.merged_eval_weight = self.eval_weight if merged_weight is None else merged_weight
         self.modalities = ["id"] + [m for m in MODALITIES if config[f"use_{m}"]]
         self.modality_weight = {"id": 1.0, "image": self.image_weight, "text": self.text_weight}
 
@@ -285,6 +288,7 @@ class LLMEMF(SequentialRecommender):
         sizes = [len(index[0]) for index in pairs]
         by_domain = queries.split(sizes, dim=1)
         summed = queries.new_zeros(3)
+        term_weights = self.loss_term_weights().to(queries.device)  # [domain, term]
         for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
             items_d = getattr(self, f"domain_{domain}_items")
@@ -293,27 +297,37 @@ class LLMEMF(SequentialRecommender):
                 logits = self.content_only.leave_out_untrained(logits, items_d)
             column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
             loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
-            summed = summed + loss.view(3, -1).sum(1)
-        loss_merged, loss_own, loss_other = summed / len(rows)  # mean over pairs
-        # a tuple, so that RecBole's trainer logs each term of Eq. 10
-        losses = (
-            loss_merged,
-            self.own_domain_loss_weight * loss_own,
-            self.other_domain_loss_weight * loss_other,
-        )
+            summed = summed + term_weights[domain] * loss.view(3, -1).sum(1)
+        # a tuple, so that RecBole's trainer logs each term of Eq. 10 (weighted, mean over pairs)
+        losses = tuple(summed / len(rows))
         if isinstance(self.item_embedding, EnhancedItemEmbedding):  # DMESR's alignment
             items = torch.cat([item_seq.flatten(), targets.flatten()])
             losses += (self.item_embedding.enhancer.alignment_loss(items),)
         return losses
 
+    def loss_term_weights(self) -> torch.Tensor:
+        """``[target domain, (merged, own, other)]`` weights of Eq. 10's terms.
+
+        Eq. 10 weights the domains' sequences by lambda_X and lambda_Y (``domain_loss_weights``:
+        the X-only sequence's loss by lambda_X whichever domain the target is in); by default the
+        weights go with the sequence's relation to the target (own, other). Equal weights (the
+        defaults, 1 and 1) make both readings the same.
+        """
+        if self.domain_loss_weights is None:
+            own, other = self.own_domain_loss_weight, self.other_domain_loss_weight
+            return torch.tensor([[1.0, own, other]] * 2)
+        x, y = self.domain_loss_weights
+        return torch.tensor([[1.0, x, y], [1.0, y, x]])
+
     def fuse_for_target(self, scores: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
-        """Eq. 11: ``P_T + lambda * (P_S + P_Z)``, with T the target domain and S the other one.
+        """Eq. 11: ``P_T + lambda_S * P_S + lambda_Z * P_Z``, with T the target domain and S the
+        other one; lambda_S is ``eval_weight``, lambda_Z ``merged_eval_weight`` (default: the same).
 
         Linear in the scores, so it applies to :meth:`fused_queries` as well.
         """
         rows = torch.arange(scores.shape[1], device=scores.device)
         own, other = scores[target_domain, rows], scores[1 - target_domain, rows]
-        return own + self.eval_weight * (other + scores[MERGED])
+        return own + self.eval_weight * other + self.merged_eval_weight * scores[MERGED]
 
     def domain_item_rows(self, hidden: torch.Tensor | None = None) -> list[torch.Tensor]:
         """:meth:`fused_items` of each domain's items, ``[n_d, K]`` per domain.

@@ -6,8 +6,8 @@ any RecBole trainer (the sequential ``Trainer`` and ItemKNN's ``TraditionalTrain
 evaluation data is split by the target item's domain, each part is evaluated by RecBole's own
 collector and metrics with other-domain items masked out, and the parts are combined. Early
 stopping then uses the same domain-restricted metric as the test. More rules make models
-comparable: in full ranking, a sequential model's case hides its earlier items as RecBole already
-does for general models (:func:`mask_history`); with sampled candidates, each case is scored by one
+comparable: in full ranking, every model's case hides all the user's items of earlier splits, as
+RecBole does for general models only (:func:`mask_earlier_items`); with sampled candidates, each case is scored by one
 ``full_sort_predict`` instead of RecBole's 1 + N ``predict`` rows (same scores, far less work); and
 every ranking metric comes from one rank per case, ties resolved by their expectation
 (:class:`TieCollector`, recbole_llmemf/evaluator/metrics.py), so no tie rule can inflate a model.
@@ -43,6 +43,7 @@ class DomainAwareEvaluation:
     """
 
     _eval_domain: int | None = None
+    _earlier_items: torch.Tensor | None = None
     # Per target domain, the last evaluation's test cases: user and target tokens, h and e
     # (metrics.py) per case, for paired tests between runs (the benchmark). Empty where not counted.
     last_cases: dict[str, dict[str, np.ndarray]] = {}
@@ -63,6 +64,8 @@ class DomainAwareEvaluation:
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        # built by the plugin's Dataset.build hook, kept by every part's dataset copy
+        self._earlier_items = getattr(getattr(eval_data, "_dataset", None), "earlier_items", None)
         domain_field = self.config["domain_field"]
         if not eval_data or domain_field is None:
             self._ask_for_case_batches(eval_data)
@@ -110,12 +113,15 @@ class DomainAwareEvaluation:
         return scores
 
     def _full_sort_batch_eval(self, batched_data):
-        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
-        if not self.plugin_rules:
-            return interaction, scores, positive_u, positive_i
-        scores = mask_history(
-            interaction, scores, self.config["ITEM_ID_FIELD"], self.config["LIST_SUFFIX"]
+        earlier_items = self._earlier_items
+        if not self.plugin_rules or earlier_items is None:
+            return super()._full_sort_batch_eval(batched_data)
+        interaction, _, positive_u, positive_i = batched_data  # RecBole's history_index: below
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(
+            (interaction, None, positive_u, positive_i)
         )
+        users = interaction[self.config["USER_ID_FIELD"]]
+        scores = mask_earlier_items(scores, users, earlier_items, positive_u, positive_i)
         return interaction, self._mask_other_domains(scores), positive_u, positive_i
 
     def _neg_sample_batch_eval(self, batched_data):
@@ -148,23 +154,18 @@ def _has_full_sort(model) -> bool:
     return type(model).full_sort_predict is not AbstractRecommender.full_sort_predict
 
 
-def mask_history(
-    interaction, scores: torch.Tensor, item_field: str, list_suffix: str
+def mask_earlier_items(
+    scores: torch.Tensor, users: torch.Tensor, earlier_items: torch.Tensor, positive_u, positive_i
 ) -> torch.Tensor:
-    """Hide the case's earlier items from a sequential model's full ranking, the target excepted.
+    """Hide every item the row's user had before the case's split, the case's targets excepted.
 
-    RecBole already hides a user's training items from general models (BPR, ItemKNN) and the sampled
-    protocol never offers them as negatives; without this, sequential models alone would be ranked
-    against the items the user has just consumed.
+    ``earlier_items`` is the split's ``[users, K]`` table (recbole_llmemf/data/splits.py). One
+    rule for every model: RecBole would hide a general model's training items (a repeated target
+    too) and nothing of a sequential model's; the sampled protocol never offers them as negatives.
     """
-    list_field = item_field + list_suffix
-    if list_field not in interaction:  # general models: RecBole's history_index did it
-        return scores
-    history = interaction[list_field].to(scores.device)  # [B L], 0 on padding
-    target = interaction[item_field].to(scores.device)
-    kept = scores.gather(1, target[:, None])
-    scores.scatter_(1, history, float("-inf"))
-    scores.scatter_(1, target[:, None], kept)
+    kept = scores[positive_u, positive_i]
+    scores.scatter_(1, earlier_items[users.cpu()].to(scores.device), float("-inf"))
+    scores[positive_u, positive_i] = kept
     return scores
 
 

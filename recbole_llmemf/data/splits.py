@@ -1,0 +1,56 @@
+"""What the plugin adds to RecBole's built splits (``Dataset.build``), for every model alike.
+
+- General models train on every history pair too (:mod:`recbole_llmemf.data.general_train`).
+- Each evaluation split remembers every item each user had in the splits before it
+  (``earlier_items``: train for valid; train and valid for test), from targets and history lists.
+  Full ranking hides those items for every model (``trainer/domain_aware.py``). RecBole hides a
+  general model's training items but nothing of a sequential model's, whose case holds only its
+  last ``MAX_ITEM_LIST_LENGTH`` items: with longer histories the two saw different catalogs.
+
+Enabled when the config uses the plugin's options (``domain_field`` or ``protocol``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+
+from recbole_llmemf.data.general_train import train_on_histories_too
+from recbole_llmemf.utils.options import plugin_options_on
+
+
+def build_splits(build: Callable, dataset) -> list:
+    """Wraps ``Dataset.build``; see the module docstring."""
+    built = train_on_histories_too(build, dataset)
+    if plugin_options_on(dataset.config) and len(built) == 3:
+        for position in (1, 2):
+            built[position].earlier_items = padded(interacted_items(built[:position]))
+    return built
+
+
+def interacted_items(parts) -> dict[int, set[int]]:
+    """Every item id each user id touched in ``parts``, as target or in a history list."""
+    items = defaultdict(set)
+    for part in parts:
+        users = part.inter_feat[part.uid_field].tolist()
+        for user, item in zip(users, part.inter_feat[part.iid_field].tolist()):
+            items[user].add(item)
+        list_field = part.iid_field + part.config["LIST_SUFFIX"]
+        if list_field in part.inter_feat:
+            for user, history in zip(users, part.inter_feat[list_field].tolist()):
+                items[user].update(history)
+    for user_items in items.values():
+        user_items.discard(0)
+    return items
+
+
+def padded(items: dict[int, set[int]]) -> torch.Tensor:
+    """``[max user id + 1, most items]`` item ids per user, padded with 0 (RecBole's padding id)."""
+    rows = torch.zeros(
+        (max(items, default=0) + 1, max(map(len, items.values()), default=0)), dtype=torch.long
+    )
+    for user, user_items in items.items():
+        rows[user, : len(user_items)] = torch.tensor(sorted(user_items))
+    return rows
