@@ -42,6 +42,8 @@ VARIANTS = {
     "LLMEMF-seqbatch": ("LLMEMF", {"train_batch_pairs": False}),
     "LLMEMF-prefix": ("LLMEMF", {"train_per_position": False}),
     "LLMEMF-2layers-prefix": ("LLMEMF", {"n_layers": 2, "train_per_position": False}),
+    "LLMEMF-neg1000": ("LLMEMF", {"loss_negatives": 1000}),  # sampled softmax (issue 28)
+    "LLMEMF-neg4000": ("LLMEMF", {"loss_negatives": 4000}),
 }
 
 

@@ -150,8 +150,11 @@ class ContentOnlyItems(nn.Module):
     def leave_out_untrained(self, logits: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Items never trained on are no negatives either (``logits``' last axis: ``items``): as
         one, a content-only item would only learn that having no interactions means never being
-        the target, a fact of the split."""
-        return logits.masked_fill(self.untrained[items], float("-inf"))
+        the target, a fact of the split. Columns before the last ``len(items)`` (a sampled
+        softmax's target column) are kept."""
+        untrained = self.untrained[items]
+        untrained = F.pad(untrained, (logits.shape[-1] - len(items), 0))
+        return logits.masked_fill(untrained, float("-inf"))
 
     def hidden_ids(self) -> torch.Tensor:
         """``[n_items]`` bool: the candidates scored by content in this batch (padding never)."""

@@ -24,6 +24,7 @@ from recbole_llmemf.model.layers import (
     SequenceEncoder,
     domain_views,
 )
+from recbole_llmemf.model.sampled_softmax import SampledSoftmax
 
 MERGED = 2  # sequences are ordered X-only, Y-only, merged (§3.1)
 
@@ -55,6 +56,8 @@ class LLMEMF(SequentialRecommender):
         - Off by default, beyond the paper: items without (or with few) training interactions
           scored by content alone (``content_only_below``, ``id_dropout``; layers.ContentOnlyItems),
           and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
+        - Off by default, beyond the paper: a sampled softmax over N negatives per domain with the
+          logQ correction in place of the exact loss (``loss_negatives``; sampled_softmax.py).
         - Off by default, beyond the paper: in evaluation, ContentCosine's frozen-space score
           added with a scale chosen on validation (``content_profile_scales``;
           layers.ContentProfile).
@@ -118,6 +121,8 @@ class LLMEMF(SequentialRecommender):
                 self.item_embedding, enhancer, config["dmesr_combine"]
             )
         self._add_content_scoring(config, dataset)
+        domain_items = [getattr(self, f"domain_{domain}_items") for domain in range(2)]
+        self.sampled_softmax = SampledSoftmax.from_config(config, dataset, domain_items)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
@@ -289,14 +294,22 @@ class LLMEMF(SequentialRecommender):
         by_domain = queries.split(sizes, dim=1)
         summed = queries.new_zeros(3)
         term_weights = self.loss_term_weights().to(queries.device)  # [domain, term]
-        for domain, item_rows in enumerate(self.domain_item_rows(hidden)):
+        all_rows = None if self.sampled_softmax else self.domain_item_rows(hidden)
+        for domain in range(2):
             queries_d = by_domain[domain][self.loss_sequences[domain]]  # merged, own, other (Eq. 9)
+            targets_d = targets[pairs[domain]]
             items_d = getattr(self, f"domain_{domain}_items")
-            logits = queries_d @ item_rows.T  # [3 P_d n_d]
-            if self.content_only is not None:
+            if all_rows is None:  # loss_negatives: the target in column 0, N negatives
+                logits, items_d = self.sampled_softmax.logits(
+                    queries_d, targets_d, items_d, domain, lambda i: self.fused_items(i, hidden)
+                )
+                column = torch.zeros_like(targets_d)
+            else:
+                logits = queries_d @ all_rows[domain].T  # [3 P_d n_d]
+                column = self.position_in_domain[targets_d]
+            if self.content_only is not None:  # the columns of items_d, the last ones
                 logits = self.content_only.leave_out_untrained(logits, items_d)
-            column = self.position_in_domain[targets[pairs[domain]]].repeat(3)
-            loss = F.cross_entropy(logits.flatten(0, 1), column, reduction="none")
+            loss = F.cross_entropy(logits.flatten(0, 1), column.repeat(3), reduction="none")
             summed = summed + term_weights[domain] * loss.view(3, -1).sum(1)
         # a tuple, so that RecBole's trainer logs each term of Eq. 10 (weighted, mean over pairs)
         losses = tuple(summed / len(rows))
