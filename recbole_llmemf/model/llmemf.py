@@ -120,15 +120,16 @@ class LLMEMF(SequentialRecommender):
             self.item_embedding = EnhancedItemEmbedding(
                 self.item_embedding, enhancer, config["dmesr_combine"]
             )
-        self._add_content_scoring(config, dataset)
-        domain_items = [getattr(self, f"domain_{domain}_items") for domain in range(2)]
-        self.sampled_softmax = SampledSoftmax.from_config(config, dataset, domain_items)
+        self._add_options(config, dataset)
         self.apply(self._init_weights)
         for parameter in self.missing_embedding.values():
             nn.init.normal_(parameter, std=self.initializer_range)
 
-    def _add_content_scoring(self, config, dataset) -> None:
-        """Beyond the paper, off by default: items scored by content alone and the profile score."""
+    def _add_options(self, config, dataset) -> None:
+        """Beyond the paper, off by default: items scored by content alone, the profile score and
+        the sampled loss."""
+        domain_items = [getattr(self, f"domain_{domain}_items") for domain in range(2)]
+        self.sampled_softmax = SampledSoftmax.from_config(config, dataset, domain_items)
         content = self.modalities[1:]
         self.content_only = ContentOnlyItems.from_config(
             config,
