@@ -63,7 +63,9 @@ CONTENT = {
     "LLMEMF+profile": PROFILE,
     "LLMEMF+profile+cold-content": {**PROFILE, "content_only_below": 1},
 }
-VARIANTS = {**ABLATIONS, **CONTENT}
+# The opt-in sampled softmax (model/sampled_softmax.py) against the exact loss; by name only
+SAMPLED_LOSS = {"LLMEMF+neg1000": {"loss_negatives": 1000}}
+VARIANTS = {**ABLATIONS, **CONTENT, **SAMPLED_LOSS}
 
 
 # Keys that change what a run shows, not what it computes: a run resumed elsewhere still matches.
