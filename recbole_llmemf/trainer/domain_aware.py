@@ -160,8 +160,8 @@ def mask_earlier_items(
     """Hide every item the row's user had before the case's split, the case's targets excepted.
 
     ``earlier_items`` is the split's ``[users, K]`` table (recbole_llmemf/data/splits.py). One
-    rule for every model: RecBole would hide a general model's training items (a repeated target
-    too) and nothing of a sequential model's; the sampled protocol never offers them as negatives.
+    rule for every model: RecBole would hide a general model's earlier items and nothing of a
+    sequential model's; the sampled protocol never offers them as negatives.
     """
     kept = scores[positive_u, positive_i]
     scores.scatter_(1, earlier_items[users.cpu()].to(scores.device), float("-inf"))
