@@ -38,7 +38,10 @@ def profile(args: argparse.Namespace) -> None:
                 step(model, optimizer, batch)
             load_s += middle - start
             model_s += time.perf_counter() - middle
-    print(f"{args.variant}, {torch.get_num_threads()} thread(s), {args.batches} batches")
+    print(
+        f"{args.variant}, {torch.get_num_threads()} thread(s), {args.batches} batches of "
+        f"train_batch_size {config['train_batch_size']}"
+    )
     print(f"loading {load_s / args.batches:.3f} s / batch, model {model_s / args.batches:.3f} s / batch")
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
