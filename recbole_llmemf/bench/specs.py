@@ -64,7 +64,7 @@ CONTENT = {
     "LLMEMF+profile+cold-content": {**PROFILE, "content_only_below": 1},
 }
 # The opt-in sampled softmax (model/sampled_softmax.py) against the exact loss; by name only
-SAMPLED_LOSS = {"LLMEMF+neg1000": {"loss_negatives": 1000}}
+SAMPLED_LOSS = {f"LLMEMF+neg{n}": {"loss_negatives": n} for n in (1000, 4000)}
 VARIANTS = {**ABLATIONS, **CONTENT, **SAMPLED_LOSS}
 
 
