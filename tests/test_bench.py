@@ -213,6 +213,31 @@ def test_killed_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one
     assert [path.name for path in last.parent.iterdir()] == [f"{model}-seed3.pth"]
 
 
+def test_a_killed_run_of_another_config_starts_afresh_and_says_why(
+    tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    options = ["--models=SASRec", "--seeds=3", "--epochs=3"]
+    train_epoch = Trainer._train_epoch
+
+    def killing_train_epoch(trainer, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == 1:
+            raise Killed
+        return train_epoch(trainer, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", killing_train_epoch)
+    with pytest.raises(Killed):
+        bench(tiny_dataset, tmp_path, *options)
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    capsys.readouterr()
+    assert bench(tiny_dataset, tmp_path, *options, "--resume", sets=["SASRec.n_heads=1"]) == 0
+    assert (
+        "SASRec seed 3: SASRec-seed3-last.pth was written with other values of ['n_heads']; "
+        "training from the first epoch" in capsys.readouterr().out
+    )
+    run = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]
+    assert run["resumed_from_epoch"] in (None, 0) and len(run["epoch_seconds"]) == 3
+
+
 def test_time_budget_stops_after_the_first_epoch_and_still_tests(tiny_dataset, tmp_path):
     options = ["--models=SASRec", "--epochs=4", "--time-budget=0.000001"]
     assert bench(tiny_dataset, tmp_path, *options) == 0

@@ -43,3 +43,9 @@ class Plan:
     last: Path
     resume: bool = False
     time_budget: float | None = None
+
+
+def differing_keys(config: dict, other: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The keys whose values differ between two effective configs, sorted."""
+    keys = (config.keys() | other.keys()) - set(ignore)
+    return sorted(key for key in keys if config.get(key) != other.get(key))

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from recbole_llmemf.bench.groups import attach_train_counts
-from recbole_llmemf.bench.records import RUN_FIELDS, Plan, Run
+from recbole_llmemf.bench.records import RUN_FIELDS, Plan, Run, differing_keys
 from recbole_llmemf.bench.report import (
     aggregate,
     domains_of,
@@ -111,11 +111,7 @@ def retest_one(label: str, model: str, args, config: dict, trained: Run) -> Run:
         model, args.dataset, config_file_list=args.config_files or None, config_dict=config
     )
     run.config = effective_config(built, config)
-    differs = sorted(
-        key
-        for key in run.config.keys() | trained.config.keys()
-        if key != "protocol" and run.config.get(key) != trained.config.get(key)
-    )
+    differs = differing_keys(run.config, trained.config, ignore=("protocol",))
     if differs:
         run.status, run.error = "failed", f"trained with other values of {differs}"
         return run

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_llmemf.bench.records import Plan, Run
+from recbole_llmemf.bench.records import Plan, Run, differing_keys
 from recbole_llmemf.bench.report import (
     best_epoch_index,
 )
@@ -155,6 +155,12 @@ def resume(trainer, train_data, run: Run, plan: Plan) -> dict:
     checkpoint = load_checkpoint(str(plan.last), map_location="cpu")
     state = checkpoint["bench"]
     if state["config"] != run.config:
+        differs = differing_keys(run.config, state["config"])
+        print(
+            f"[llmemf-bench] {run.label} seed {run.seed}: {plan.last.name} was written with other "
+            f"values of {differs}; training from the first epoch",
+            flush=True,
+        )
         plan.last.unlink()
         plan.best.unlink(missing_ok=True)
         return {}
