@@ -83,3 +83,25 @@ def test_validation_chooses_each_domains_best_scale(tiny_dataset):
         assert values[SCALES.index(chosen[domain])] == max(values)
         assert valid_result[f"{name}/fullmrr"] == max(values)
     assert len({tuple(r.values()) for r in by_scale.values()}) > 1, "the scale changes the ranks"
+
+
+def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
+    """``content_profile_modalities: [text]`` with ``use_text: False``: trained on IDs alone, the
+    text vectors read for the profile only, which is ContentCosine's text score."""
+    ids_only = {"use_image": False, "use_text": False}
+    _, model, _, _, test_data = build(
+        tiny_dataset, **ids_only, content_profile_scales=SCALES, content_profile_modalities=["text"]
+    )
+    _, plain, _, _, _ = build(tiny_dataset, **ids_only)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, use_image=False)
+    assert model.modalities == ["id"] and not hasattr(model, "text_matrix")
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    plain.load_state_dict(model.state_dict(), strict=False)
+    batch = next(iter(test_data))[0]
+    model.content_profile.scale.copy_(torch.tensor([2.0, 0.25]))
+    with torch.no_grad():
+        scores, ids, text = (m.full_sort_predict(batch) for m in (model, plain, cosine))
+    in_domain = torch.isfinite(ids)
+    scale = torch.tensor([2.0, 0.25])[model.item_domain[batch["item_id"]]].unsqueeze(1)
+    torch.testing.assert_close(scores[in_domain], (ids + scale * text)[in_domain])
+    assert text[in_domain].abs().sum() > 0

@@ -62,6 +62,10 @@ CONTENT = {
     "LLMEMF-rare-content+dropout": {"content_only_below": 3, "id_dropout": 0.2},
     "LLMEMF+profile": PROFILE,
     "LLMEMF+profile+cold-content": {**PROFILE, "content_only_below": 1},
+    # trained on IDs alone; the text vectors enter at evaluation only, through the profile
+    "LLMEMF-ids+text-profile": {
+        **ABLATIONS["LLMEMF-ids"], **PROFILE, "content_profile_modalities": ["text"]
+    },
 }
 # The opt-in sampled softmax (model/sampled_softmax.py) against the exact loss; by name only
 SAMPLED_LOSS = {f"LLMEMF+neg{n}": {"loss_negatives": n} for n in (1000, 4000)}

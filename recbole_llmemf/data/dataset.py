@@ -91,11 +91,12 @@ class LLMEMFDataset(SequentialDataset):
 
     def vector_files(self) -> dict[str, str]:
         """The item vectors to read: name -> suffix of ``<dataset>.<suffix>``; with LLMEMF's
-        ``item_enhancer: dmesr``, DMESR's views too."""
+        ``item_enhancer: dmesr``, DMESR's views too, and those the content profile reads."""
+        profiled = self.config["content_profile_modalities"] or ()
         files = {
             modality: self.config[f"{modality}_feature_suffix"]
             for modality in MODALITIES
-            if self.config[f"use_{modality}"]
+            if self.config[f"use_{modality}"] or modality in profiled
         }
         if self.config["item_enhancer"] == "dmesr":
             files.update(self.config["dmesr_views"])

@@ -205,23 +205,21 @@ class ContentProfile(nn.Module):
     times that: training targets follow the training popularity, held-out targets do not.
     """
 
-    def __init__(self, modalities: list[str], n_domains: int):
+    def __init__(self, matrices: dict[str, torch.Tensor], n_domains: int):
+        """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
+        loaded for the profile alone when the model does not encode that modality)."""
         super().__init__()
-        self.modalities = modalities
+        self.modalities = list(matrices)
+        for modality, matrix in matrices.items():
+            self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
         self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
 
     def forward(
-        self,
-        matrices: dict[str, torch.Tensor],
-        item_seq: torch.Tensor,
-        items: torch.Tensor,
-        domain,
-        pairwise: bool = False,
+        self, item_seq: torch.Tensor, items: torch.Tensor, domain, pairwise: bool = False
     ) -> torch.Tensor:
         """The scaled score of ``items`` for the histories ``item_seq``, ranked as ``domain``'s
-        (an index, or ``[B]`` with ``pairwise``); ``matrices``: the model's unit frozen matrices,
-        not copied here."""
-        matrices = {m: matrices[m] for m in self.modalities}
+        (an index, or ``[B]`` with ``pairwise``)."""
+        matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
         cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
         return self.scale[domain] * cosines
 

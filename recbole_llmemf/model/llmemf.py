@@ -139,8 +139,12 @@ class LLMEMF(SequentialRecommender):
             self.hidden_size,
         )
         self.content_profile = None
-        if config["content_profile_scales"] and content:
-            self.content_profile = ContentProfile(content, len(self.domain_names))
+        profiled = config["content_profile_modalities"] or content  # IDs only may profile text
+        if set(profiled) - set(MODALITIES):
+            raise ValueError(f"content_profile_modalities: {profiled}; known: {MODALITIES}")
+        if config["content_profile_scales"] and profiled:
+            matrices = {m: self.frozen_matrix(dataset, m) for m in profiled}
+            self.content_profile = ContentProfile(matrices, len(self.domain_names))
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -188,6 +192,12 @@ class LLMEMF(SequentialRecommender):
 
     def frozen_matrices(self) -> dict[str, torch.Tensor]:
         return {m: getattr(self, f"{m}_matrix") for m in self.modalities[1:]}
+
+    def frozen_matrix(self, dataset, modality: str) -> torch.Tensor:
+        """The unit frozen matrix of ``modality``: the model's own, or read for the profile."""
+        if modality in self.modalities:
+            return getattr(self, f"{modality}_matrix")
+        return F.normalize(load_item_matrix(dataset, modality)[0], dim=-1)
 
     def hidden_ids(self) -> torch.Tensor | None:
         """``[n_items]`` bool, the items scored by content alone now (:class:`ContentOnlyItems`)."""
@@ -320,13 +330,9 @@ class LLMEMF(SequentialRecommender):
         return losses
 
     def loss_term_weights(self) -> torch.Tensor:
-        """``[target domain, (merged, own, other)]`` weights of Eq. 10's terms.
-
-        Eq. 10 weights the domains' sequences by lambda_X and lambda_Y (``domain_loss_weights``:
-        the X-only sequence's loss by lambda_X whichever domain the target is in); by default the
-        weights go with the sequence's relation to the target (own, other). Equal weights (the
-        defaults, 1 and 1) make both readings the same.
-        """
+        """``[target domain, (merged, own, other)]`` weights of Eq. 10's terms: by the sequence's
+        relation to the target (default), or by its domain (``domain_loss_weights``: lambda_X
+        weights the X-only sequence whatever the target's domain). Same at 1 and 1."""
         if self.domain_loss_weights is None:
             own, other = self.own_domain_loss_weight, self.other_domain_loss_weight
             return torch.tensor([[1.0, own, other]] * 2)
@@ -369,8 +375,8 @@ class LLMEMF(SequentialRecommender):
         scores = self.fuse_for_target(self.scores(reps, items), domain)  # [B]
         if self.content_profile is None:
             return scores
-        matrices, item_seq = self.frozen_matrices(), interaction[self.ITEM_SEQ]
-        return scores + self.content_profile(matrices, item_seq, items, domain, pairwise=True)
+        item_seq = interaction[self.ITEM_SEQ]
+        return scores + self.content_profile(item_seq, items, domain, pairwise=True)
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
@@ -384,7 +390,7 @@ class LLMEMF(SequentialRecommender):
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
             if self.content_profile is not None:
                 item_seq = interaction[self.ITEM_SEQ][rows]
-                profile = self.content_profile(self.frozen_matrices(), item_seq, items, domain)
+                profile = self.content_profile(item_seq, items, domain)
                 in_domain = in_domain + profile
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
             block.index_copy_(1, items, in_domain)
