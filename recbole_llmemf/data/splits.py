@@ -1,8 +1,9 @@
 """What the plugin adds to RecBole's built splits (``Dataset.build``), for every model alike.
 
 - General models train on every history pair too (:mod:`recbole_llmemf.data.general_train`).
-- Each evaluation split remembers every item each user had in the splits before it
-  (``earlier_items``: train for valid; train and valid for test), from targets and history lists.
+- Under full ranking (``eval_args.mode: full``), each evaluation split remembers every item each
+  user had in the splits before it (``earlier_items``: train for valid; train and valid for
+  test), from targets and history lists.
   Full ranking hides those items for every model (``trainer/domain_aware.py``). RecBole hides a
   general model's training items but nothing of a sequential model's, whose case holds only its
   last ``MAX_ITEM_LIST_LENGTH`` items: with longer histories the two saw different catalogs.
@@ -24,9 +25,13 @@ from recbole_llmemf.utils.options import plugin_options_on
 def build_splits(build: Callable, dataset) -> list:
     """Wraps ``Dataset.build``; see the module docstring."""
     built = train_on_histories_too(build, dataset)
-    if plugin_options_on(dataset.config) and len(built) == 3:
+    config = dataset.config
+    modes = (config["eval_args"] or {}).get("mode") or {}
+    full = "full" in (modes.values() if isinstance(modes, dict) else [modes])
+    if plugin_options_on(config) and full and len(built) == 3:  # sampled: never a full ranking
         for position in (1, 2):
-            built[position].earlier_items = padded(interacted_items(built[:position]))
+            earlier = interacted_items(built[:position])
+            built[position].earlier_items = padded(earlier, dataset.user_num)
     return built
 
 
@@ -46,11 +51,9 @@ def interacted_items(parts) -> dict[int, set[int]]:
     return items
 
 
-def padded(items: dict[int, set[int]]) -> torch.Tensor:
-    """``[max user id + 1, most items]`` item ids per user, padded with 0 (RecBole's padding id)."""
-    rows = torch.zeros(
-        (max(items, default=0) + 1, max(map(len, items.values()), default=0)), dtype=torch.long
-    )
+def padded(items: dict[int, set[int]], n_users: int) -> torch.Tensor:
+    """``[n_users, most items]`` item ids per user id, padded with 0 (RecBole's padding id)."""
+    rows = torch.zeros((n_users, max(map(len, items.values()), default=0)), dtype=torch.long)
     for user, user_items in items.items():
         rows[user, : len(user_items)] = torch.tensor(sorted(user_items))
     return rows
