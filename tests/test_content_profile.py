@@ -4,13 +4,18 @@ domain chosen on the validation set; training is unchanged."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from conftest import SAMPLED_5
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_seed
 
 from recbole_llmemf import LLMEMF
+from recbole_llmemf.bench.significance import per_case_values
+from recbole_llmemf.data.training_data import training_target_counts
 from recbole_llmemf.model.content_cosine import ContentCosine
+from recbole_llmemf.trainer.profile_choice import set_profile, validate_settings
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
 
@@ -105,3 +110,79 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
     scale = torch.tensor([2.0, 0.25])[model.item_domain[batch["item_id"]]].unsqueeze(1)
     torch.testing.assert_close(scores[in_domain], (ids + scale * text)[in_domain])
     assert text[in_domain].abs().sum() > 0
+
+
+COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
+
+
+def mark_every_third_item_cold(profile) -> torch.Tensor:
+    """Every item of the tiny data is a training target: mark some as never one."""
+    profile.cold_items.copy_(torch.arange(len(profile.cold_items)) % 3 == 1)
+    return profile.cold_items.clone()
+
+
+def test_cold_items_are_those_never_a_training_target(tiny_dataset):
+    config, _, train_data, _, _ = build(tiny_dataset, **COLD, train_per_position=False)
+    dataset = train_data._dataset  # one row per (history, target) pair
+    item = int(dataset.inter_feat["item_id"][0])
+    dataset.inter_feat = dataset.inter_feat[dataset.inter_feat["item_id"] != item]
+    model = LLMEMF(config, dataset)
+    assert model.content_profile.cold_items.tolist() == [i == item for i in range(model.n_items)]
+    assert torch.equal(
+        training_target_counts(dataset) == 0,
+        model.content_profile.cold_items | (torch.arange(model.n_items) == 0),
+    )
+    without_cold = build(tiny_dataset, content_profile_scales=SCALES)[1].content_profile
+    assert without_cold.cold_items is None
+    assert "content_profile.cold_offset" in model.state_dict()
+    assert not any("cold" in name for name in without_cold.state_dict())
+    with pytest.raises(ValueError, match="needs content_profile_scales"):
+        build(tiny_dataset, content_profile_cold_offsets=[0.0])
+
+
+def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset):
+    """By hand: a never-trained item scores ``cold_scale * cosine + cold_offset`` of its target
+    domain, ContentCosine's cosine; every other item as with the profile alone."""
+    _, model, _, _, test_data = build(tiny_dataset, **COLD)
+    _, paper, _, _, _ = build(tiny_dataset)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
+    paper.load_state_dict(model.state_dict(), strict=False)
+    profile = model.content_profile
+    cold = mark_every_third_item_cold(profile)
+    profile.scale.copy_(torch.tensor([0.5, 3.0]))
+    profile.cold_scale.copy_(torch.tensor([2.0, 1.5]))
+    profile.cold_offset.copy_(torch.tensor([0.25, -0.75]))
+    batch = next(iter(test_data))[0]
+    items, rows = batch["item_id"], torch.arange(len(batch["item_id"]))
+    with torch.no_grad():
+        scores, plain = model.full_sort_predict(batch), paper.full_sort_predict(batch)
+        content = cosine.full_sort_predict(batch)
+        torch.testing.assert_close(model.predict(batch), scores[rows, items])
+    domain = model.item_domain[items].unsqueeze(1)
+    warm = plain + profile.scale[domain] * content
+    expected = torch.where(
+        cold, profile.cold_scale[domain] * content + profile.cold_offset[domain], warm
+    )
+    in_domain = torch.isfinite(plain)
+    torch.testing.assert_close(scores[in_domain], expected[in_domain])
+    assert (in_domain & cold).any() and (in_domain & ~cold).any()
+
+
+@pytest.mark.parametrize("protocol", [{}, SAMPLED_5], ids=["full", "sampled"])
+def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protocol):
+    """The choosing pass's metric of every setting (2 scales x 2 cold scales x 2 offsets) is that
+    of the ranks RecBole's evaluation gives with the setting in the model, domain by domain."""
+    config, model, _, valid_data, _ = build(tiny_dataset, **COLD, **protocol)
+    mark_every_third_item_cold(model.content_profile)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    settings, values = validate_settings(trainer, valid_data)
+    assert len(settings) == 8
+    for index, setting in enumerate(settings):
+        for domain in range(len(model.domain_names)):
+            set_profile(model.content_profile, domain, setting)
+        trainer.evaluate(valid_data, load_best_model=False)
+        for domain, name in enumerate(model.domain_names):
+            cases = trainer.last_cases[name]  # this evaluation's h and e per case
+            reciprocal = per_case_values(cases["higher"], cases["equal"])["fullmrr"]
+            assert values[domain][index] == round(float(reciprocal.mean()), 4)
+    assert len(set(values[0])) > 2, "the settings change the ranks"

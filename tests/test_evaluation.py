@@ -446,7 +446,9 @@ def test_constant_scorer_gets_chance_under_both_protocols(tiny_dataset, protocol
 
 
 @pytest.mark.parametrize("model_name", ["SASRec", "BPR"])
-def test_full_ranking_hides_every_earlier_item_for_every_model(tiny_dataset, model_name, monkeypatch):
+def test_full_ranking_hides_every_earlier_item_for_every_model(
+    tiny_dataset, model_name, monkeypatch
+):
     """Histories of up to 8 items, a window of 3: a sequential model hides what a general one does,
     the user's items of train and valid (the target excepted), not the last 3 items only."""
     config = Config(

@@ -52,8 +52,10 @@ ABLATIONS = {
 }
 
 
-# ContentCosine's score inside LLMEMF, its scale chosen on validation per domain (layers.ContentProfile)
+# ContentCosine's score inside LLMEMF, its scale chosen on validation per domain (content_profile.ContentProfile)
 PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8]}
+# ... and items never a training target scored by the profile alone, its offset chosen with it
+COLD_PROFILE = {**PROFILE, "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5]}
 # LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
 CONTENT = {
     "LLMEMF-cold-content": {"content_only_below": 1},
@@ -64,7 +66,9 @@ CONTENT = {
     "LLMEMF+profile+cold-content": {**PROFILE, "content_only_below": 1},
     # trained on IDs alone; the text vectors enter at evaluation only, through the profile
     "LLMEMF-ids+text-profile": {
-        **ABLATIONS["LLMEMF-ids"], **PROFILE, "content_profile_modalities": ["text"]
+        **ABLATIONS["LLMEMF-ids"],
+        **PROFILE,
+        "content_profile_modalities": ["text"],
     },
 }
 # The opt-in sampled softmax (model/sampled_softmax.py) against the exact loss; by name only

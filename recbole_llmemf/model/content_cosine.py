@@ -16,7 +16,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
-from recbole_llmemf.model.layers import history_profiles, profile_cosines
+from recbole_llmemf.model.content_profile import history_profiles, profile_cosines
 
 
 class ContentCosine(SequentialRecommender):

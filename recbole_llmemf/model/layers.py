@@ -1,5 +1,5 @@
-"""Building blocks: LLMEMF's sequence encoder, items scored by content alone and the content
-profile score, and DMESR's dual-view item enhancer (its choices: model/dmesr.py)."""
+"""Building blocks: LLMEMF's sequence encoder, items scored by content alone, and DMESR's
+dual-view item enhancer (its choices: model/dmesr.py). The content profile: content_profile.py."""
 
 from __future__ import annotations
 
@@ -164,64 +164,6 @@ class ContentOnlyItems(nn.Module):
         dropped = dropped < self.id_dropout
         dropped[0] = False
         return self.without_id | dropped
-
-
-def history_profiles(
-    matrices: dict[str, torch.Tensor], item_seq: torch.Tensor
-) -> list[torch.Tensor]:
-    """Per modality of ``matrices`` (unit frozen rows, zero where an item has no vector), the unit
-    mean vector of each history of ``item_seq [B L]``: ``[B, D_m]``. Padding and items without a
-    vector add nothing; a history without any vector has a zero profile, which scores 0 on every
-    item (ContentCosine's scorer)."""
-    return [F.normalize(matrix[item_seq].sum(dim=1), dim=-1) for matrix in matrices.values()]
-
-
-def profile_cosines(
-    profiles: list[torch.Tensor],
-    matrices: dict[str, torch.Tensor],
-    items: torch.Tensor | None = None,
-    pairwise: bool = False,
-) -> torch.Tensor:
-    """``sum_m cos(profile_m, e_m)`` over the modalities of ``matrices``: ``[B, n_items]`` for every
-    item, ``[B, len(items)]`` for ``items``, or ``[B]`` with ``pairwise`` (one item per row)."""
-    total = 0.0
-    for matrix, profile in zip(matrices.values(), profiles):
-        vectors = (matrix if items is None else matrix[items]).to(profile.dtype)
-        total = total + ((profile * vectors).sum(-1) if pairwise else profile @ vectors.T)
-    return total
-
-
-class ContentProfile(nn.Module):
-    """ContentCosine's score inside LLMEMF's evaluation (``content_profile_scales``): the cosine in
-    the frozen space between a candidate's vector and the unit mean vector of the history's items,
-    summed over the content modalities, times ``scale`` per target domain, chosen on the
-    validation set (trainer/llmemf_trainer.py).
-
-    The projected cosines of Eq. 3 compare a learned summary of the history with a learned head,
-    both fit on training targets, the frequent items above all; this score needs no training to
-    rank an item the IDs know little of. It is left out of training: there, with any weight, it
-    slowed LLMEMF's learning (demo validation 0.31 after 15 epochs against 0.37), and a learned
-    weight fell from 1.0 to 0.37 in the first Food-Kitchen epoch while validation asked for 4 to 8
-    times that: training targets follow the training popularity, held-out targets do not.
-    """
-
-    def __init__(self, matrices: dict[str, torch.Tensor], n_domains: int):
-        """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
-        loaded for the profile alone when the model does not encode that modality)."""
-        super().__init__()
-        self.modalities = list(matrices)
-        for modality, matrix in matrices.items():
-            self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
-        self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
-
-    def forward(
-        self, item_seq: torch.Tensor, items: torch.Tensor, domain, pairwise: bool = False
-    ) -> torch.Tensor:
-        """The scaled score of ``items`` for the histories ``item_seq``, ranked as ``domain``'s
-        (an index, or ``[B]`` with ``pairwise``)."""
-        matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
-        cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
-        return self.scale[domain] * cosines
 
 
 LLM_VIEWS = ("llm_image", "llm_text", "llm_both")

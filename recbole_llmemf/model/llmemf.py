@@ -7,6 +7,8 @@ below are the paper's.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
@@ -16,9 +18,9 @@ from torch import nn
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
 from recbole_llmemf.data.domains import item_domains
 from recbole_llmemf.data.training_data import NEXT_ITEMS
+from recbole_llmemf.model.content_profile import ContentProfile
 from recbole_llmemf.model.layers import (
     ContentOnlyItems,
-    ContentProfile,
     DualViewEnhancer,
     EnhancedItemEmbedding,
     SequenceEncoder,
@@ -60,7 +62,7 @@ class LLMEMF(SequentialRecommender):
           logQ correction in place of the exact loss (``loss_negatives``; sampled_softmax.py).
         - Off by default, beyond the paper: in evaluation, ContentCosine's frozen-space score
           added with a scale chosen on validation (``content_profile_scales``;
-          layers.ContentProfile).
+          content_profile.ContentProfile).
     """
 
     input_type = InputType.POINTWISE
@@ -138,13 +140,11 @@ class LLMEMF(SequentialRecommender):
             {modality: self.modality_weight[modality] for modality in content},
             self.hidden_size,
         )
-        self.content_profile = None
         profiled = config["content_profile_modalities"] or content  # IDs only may profile text
         if set(profiled) - set(MODALITIES):
             raise ValueError(f"content_profile_modalities: {profiled}; known: {MODALITIES}")
-        if config["content_profile_scales"] and profiled:
-            matrices = {m: self.frozen_matrix(dataset, m) for m in profiled}
-            self.content_profile = ContentProfile(matrices, len(self.domain_names))
+        read = {m: partial(self.frozen_matrix, dataset, m) for m in profiled}
+        self.content_profile = ContentProfile.from_config(config, dataset, read, 2)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -376,7 +376,7 @@ class LLMEMF(SequentialRecommender):
         if self.content_profile is None:
             return scores
         item_seq = interaction[self.ITEM_SEQ]
-        return scores + self.content_profile(item_seq, items, domain, pairwise=True)
+        return self.content_profile(scores, item_seq, items, domain, pairwise=True)
 
     def full_sort_predict(self, interaction):
         reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
@@ -390,8 +390,7 @@ class LLMEMF(SequentialRecommender):
             in_domain = query[rows] @ item_rows.T  # [B_d n_d]
             if self.content_profile is not None:
                 item_seq = interaction[self.ITEM_SEQ][rows]
-                profile = self.content_profile(item_seq, items, domain)
-                in_domain = in_domain + profile
+                in_domain = self.content_profile(in_domain, item_seq, items, domain)
             block = in_domain.new_full((len(rows), self.n_items), float("-inf"))
             block.index_copy_(1, items, in_domain)
             if len(rows) == len(query):  # the domain-aware trainer evaluates one domain at a time

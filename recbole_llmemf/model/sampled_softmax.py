@@ -27,14 +27,18 @@ class SampledSoftmax(nn.Module):
     def __init__(self, n_negatives: int, domain_items: list[torch.Tensor], counts: torch.Tensor):
         super().__init__()
         if n_negatives < 1:
-            raise ValueError(f"loss_negatives must be a positive number of negatives, got {n_negatives}")
+            raise ValueError(
+                f"loss_negatives must be a positive number of negatives, got {n_negatives}"
+            )
         self.n_negatives = n_negatives
         for domain, items in enumerate(domain_items):
             weight = (counts[items].double() + 1) ** SMOOTHING
             self.register_buffer(f"q_{domain}", (weight / weight.sum()).float(), persistent=False)
 
     @classmethod
-    def from_config(cls, config, dataset, domain_items: list[torch.Tensor]) -> SampledSoftmax | None:
+    def from_config(
+        cls, config, dataset, domain_items: list[torch.Tensor]
+    ) -> SampledSoftmax | None:
         """``None`` unless ``loss_negatives`` is set."""
         if not config["loss_negatives"]:
             return None

@@ -5,7 +5,7 @@ RecBole looks up ``recbole.trainer.<Model>Trainer`` by name (utils.py L87-110), 
 this class there. It logs the model's size and epoch length when training starts, and the time of
 an epoch once the first training batches have run (RecBole's progress bar is off by default and
 says nothing until an epoch ends). With ``content_profile_scales``, every validation first picks,
-per target domain, the scale of the content profile score that validates best.
+per target domain, the content profile's settings that validate best (profile_choice.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import math
 import time
 from collections.abc import Callable
 
-import torch
 from recbole.trainer import Trainer
 
 from recbole_llmemf.data.training_data import sequences_per_batch, training_pairs
+from recbole_llmemf.trainer.profile_choice import choose_profile
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,8 @@ PROBE_BATCHES = 3
 
 class LLMEMFTrainer(Trainer):
     def _valid_epoch(self, valid_data, show_progress=False):
-        scales = self.config["content_profile_scales"]
-        if scales and getattr(self.model, "content_profile", None) is not None:
-            choose_profile_scales(self, valid_data, scales)
+        if getattr(self.model, "content_profile", None) is not None:
+            choose_profile(self, valid_data)
         return super()._valid_epoch(valid_data, show_progress)
 
     def fit(self, train_data, *args, **kwargs):
@@ -41,29 +40,6 @@ class LLMEMFTrainer(Trainer):
         if loss_func is None and n_batches > PROBE_BATCHES:  # a shorter epoch ends before
             loss_func = EpochTimer(self.model.calculate_loss, type(self.model).__name__, n_batches)
         return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-
-
-@torch.no_grad()
-def choose_profile_scales(trainer, valid_data, scales: list[float]) -> None:
-    """Set ``model.content_profile.scale`` to the scale in ``scales`` that validates best, per
-    target domain.
-
-    One scalar per domain, chosen as early stopping chooses the epoch, on the validation cases,
-    whose targets were held out from training as the test's were. The checkpoint RecBole then
-    saves holds the chosen scales.
-    """
-    model, metric = trainer.model, trainer.valid_metric
-    scale_of_domain = model.content_profile.scale
-    found: dict[float, dict] = {}
-    for scale in scales:
-        scale_of_domain.fill_(float(scale))
-        found[scale] = trainer.evaluate(valid_data, load_best_model=False)
-    chosen = []
-    for domain, name in enumerate(model.domain_names):
-        best = max(scales, key=lambda scale: found[scale][f"{name}/{metric}"])  # first on ties
-        scale_of_domain[domain] = float(best)
-        chosen.append(f"{name} {best:g} ({found[best][f'{name}/{metric}']:.4f})")
-    logger.info("content profile scale on validation (%s): %s", metric, ", ".join(chosen))
 
 
 def announce_cost(model, config, dataset) -> int:

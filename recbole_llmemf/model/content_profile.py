@@ -1,0 +1,129 @@
+"""The content profile: ContentCosine's training-free score (the cosine in the frozen space between
+a candidate's vector and the mean vector of the history's items), and its use inside LLMEMF's
+evaluation (``content_profile_scales``, ``content_profile_cold_offsets``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_llmemf.data.training_data import training_target_counts
+
+
+def history_profiles(
+    matrices: dict[str, torch.Tensor], item_seq: torch.Tensor
+) -> list[torch.Tensor]:
+    """Per modality of ``matrices`` (unit frozen rows, zero where an item has no vector), the unit
+    mean vector of each history of ``item_seq [B L]``: ``[B, D_m]``. Padding and items without a
+    vector add nothing; a history without any vector has a zero profile, which scores 0 on every
+    item (ContentCosine's scorer)."""
+    return [F.normalize(matrix[item_seq].sum(dim=1), dim=-1) for matrix in matrices.values()]
+
+
+def profile_cosines(
+    profiles: list[torch.Tensor],
+    matrices: dict[str, torch.Tensor],
+    items: torch.Tensor | None = None,
+    pairwise: bool = False,
+) -> torch.Tensor:
+    """``sum_m cos(profile_m, e_m)`` over the modalities of ``matrices``: ``[B, n_items]`` for every
+    item, ``[B, len(items)]`` for ``items``, or ``[B]`` with ``pairwise`` (one item per row)."""
+    total = 0.0
+    for matrix, profile in zip(matrices.values(), profiles):
+        vectors = (matrix if items is None else matrix[items]).to(profile.dtype)
+        total = total + ((profile * vectors).sum(-1) if pairwise else profile @ vectors.T)
+    return total
+
+
+class ContentProfile(nn.Module):
+    """ContentCosine's score inside LLMEMF's evaluation (``content_profile_scales``): the cosine in
+    the frozen space between a candidate's vector and the unit mean vector of the history's items,
+    summed over the content modalities, times ``scale`` per target domain, chosen on the
+    validation set (trainer/profile_choice.py).
+
+    The projected cosines of Eq. 3 compare a learned summary of the history with a learned head,
+    both fit on training targets, the frequent items above all; this score needs no training to
+    rank an item the IDs know little of. It is left out of training: there, with any weight, it
+    slowed LLMEMF's learning (demo validation 0.31 after 15 epochs against 0.37), and a learned
+    weight fell from 1.0 to 0.37 in the first Food-Kitchen epoch while validation asked for 4 to 8
+    times that: training targets follow the training popularity, held-out targets do not.
+
+    With ``cold_items`` (``content_profile_cold_offsets``), an item that was never a training
+    target scores ``cold_scale * cosine + cold_offset`` in place of the model's score: its ID
+    embedding met no target, so the model's score of it is noise, and the offset sets how its
+    content-only score stands against the trained items' scores.
+    """
+
+    def __init__(
+        self,
+        matrices: dict[str, torch.Tensor],
+        n_domains: int,
+        cold_items: torch.Tensor | None = None,
+    ):
+        """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
+        loaded for the profile alone when the model does not encode that modality).
+        ``cold_items``: ``[n_items]`` bool, the items scored by content alone; None: none."""
+        super().__init__()
+        self.modalities = list(matrices)
+        for modality, matrix in matrices.items():
+            self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
+        self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
+        self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
+        if cold_items is not None:
+            self.register_buffer("cold_scale", torch.ones(n_domains))
+            self.register_buffer("cold_offset", torch.zeros(n_domains))
+        # While the trainer chooses the scales: (domain, items, cosines) of each scored batch,
+        # and the model's own scores are returned unchanged.
+        self.recorded: list[tuple[int, torch.Tensor, torch.Tensor]] | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config,
+        dataset,
+        read_matrices: dict[str, Callable[[], torch.Tensor]],
+        n_domains: int,
+    ) -> ContentProfile | None:
+        """The profile of ``content_profile_scales`` over the modalities of ``read_matrices``
+        (each reads its unit frozen matrix), None where off or without a modality. With
+        ``content_profile_cold_offsets``, the items never a training target of ``dataset`` (the
+        training split) are scored by content alone."""
+        scales, offsets = config["content_profile_scales"], config["content_profile_cold_offsets"]
+        if offsets and not scales:
+            raise ValueError(
+                "content_profile_cold_offsets needs content_profile_scales, the scales it is "
+                "chosen with"
+            )
+        if not scales or not read_matrices:
+            return None
+        cold = None
+        if offsets:
+            cold = training_target_counts(dataset) == 0
+            cold[0] = False  # padding
+        matrices = {modality: read() for modality, read in read_matrices.items()}
+        return cls(matrices, n_domains, cold)
+
+    def forward(
+        self,
+        scores: torch.Tensor,
+        item_seq: torch.Tensor,
+        items: torch.Tensor,
+        domain,
+        pairwise: bool = False,
+    ) -> torch.Tensor:
+        """The model's ``scores`` of ``items`` (``[B, len(items)]``, or ``[B]`` with
+        ``pairwise``: one item per row) for the histories ``item_seq``, with the profile, ranked
+        as ``domain``'s (an index, or ``[B]`` with ``pairwise``)."""
+        matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
+        cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
+        if self.recorded is not None and not pairwise:
+            self.recorded.append((domain, items, cosines))
+            return scores
+        fused = scores + self.scale[domain] * cosines
+        if self.cold_items is None:
+            return fused
+        content_only = self.cold_scale[domain] * cosines + self.cold_offset[domain]
+        return torch.where(self.cold_items[items], content_only, fused)
