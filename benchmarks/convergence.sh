@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 28, exploration on validation only: LLMEMF variants on Food-Kitchen at a fixed per-run
+# Issue 28, exploration on validation only: LLMEMF variants (the paper's model, no content profile) on Food-Kitchen at a fixed per-run
 # training budget, one thread, each into its own results stem (conv-<name>), so their validation
 # curves (per epoch, with epoch times) sit side by side in <OUT>/conv-*.md. Resumable: run it
 # again and finished runs are read back, a killed one goes on from its last epoch.
@@ -17,7 +17,8 @@ run() {  # run NAME KEY=VALUE...
     shift
     llmemf-bench --protocol=sampled999 --name="conv-$name" --models=LLMEMF --seeds=2020 \
         --dataset=food_kitchen --out="$OUT" --resume --time-budget="$BUDGET" \
-        --set hidden_size=64 inner_size=64 embedding_size=64 candidate_draw=stream "$@" >>"$OUT/$name.log" 2>&1
+        --set hidden_size=64 inner_size=64 embedding_size=64 candidate_draw=stream \
+        "content_profile_scales=~" "$@" >>"$OUT/$name.log" 2>&1
     echo "$(date +%T) done $name ($?)" >>"$OUT/progress.log"
 }
 run lr003 learning_rate=0.003

@@ -21,7 +21,13 @@ from llmemf_cli.bench import main
 from recbole_llmemf.bench.records import Run
 from recbole_llmemf.bench.report import best_epoch_index, case_key, read_cases
 from recbole_llmemf.bench.significance import per_case_values
-from recbole_llmemf.bench.specs import ABLATIONS, SHARED, effective_config_of
+from recbole_llmemf.bench.specs import (
+    ABLATIONS,
+    SHARED,
+    effective_config_of,
+    model_config,
+    model_specs,
+)
 from recbole_llmemf.utils.checkpoint import load_checkpoint
 
 SMALL = [
@@ -104,6 +110,26 @@ def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
     assert [run["status"] for run in runs] == ["failed", "ok"]
     assert "tiny.itememb_txtraw: feature file not found" in runs[0]["error"]
+
+
+def test_llmemf_keeps_its_own_learning_rate_unless_set(tiny_dataset):
+    """OWN_SETTINGS: the shared 0.001 reaches the baselines, LLMEMF keeps the rate its yaml tunes
+    unless --set gives one to every model, and LLMEMF-paper is the paper's settings."""
+    base = {**tiny_dataset.config, **SHARED, "data_path": str(tiny_dataset.data_path)}
+
+    def effective(label: str, asked: dict | None = None) -> dict:
+        [(_, model, overrides)] = model_specs(label, ablations=False)
+        asked = asked or {}
+        config = model_config({**base, **asked}, {}, label, model, overrides, asked)
+        return effective_config_of(model, "tiny", config, [])
+
+    assert effective("SASRec")["learning_rate"] == SHARED["learning_rate"] == 0.001
+    llmemf = effective("LLMEMF")
+    assert llmemf["learning_rate"] == 0.003
+    assert llmemf["content_profile_scales"] == [0, 0.5, 1, 2, 4, 8]
+    assert effective("LLMEMF-ids", {"learning_rate": 0.01})["learning_rate"] == 0.01
+    paper = effective("LLMEMF-paper")
+    assert paper["learning_rate"] == 0.001 and "content_profile_scales" not in paper
 
 
 def test_bench_shares_hyper_parameters_unless_set_per_model_and_records_them(
@@ -334,8 +360,10 @@ def test_resumed_benchmarks_on_one_stem_keep_each_others_runs(tiny_dataset, tmp_
 
 def test_retest_under_another_protocol_equals_training_under_it(tiny_dataset, tmp_path):
     """One epoch (so both protocols keep the same checkpoint): the best checkpoint of the `full`
-    run, tested under `sampled999`, gives exactly the test of a run trained under `sampled999`."""
-    options = ["--models=SASRec,BPR,LLMEMF", "--seeds=5"]
+    run, tested under `sampled999`, gives exactly the test of a run trained under `sampled999`.
+    LLMEMF-paper: the content profile's scale is chosen on validation, under the training
+    protocol, as the epoch is, so LLMEMF's default is retested with the scale `full` chose."""
+    options = ["--models=SASRec,BPR,LLMEMF-paper", "--seeds=5"]
     assert bench(tiny_dataset, tmp_path, *options) == 0
     five_negatives = tmp_path / "uni5.yaml"  # the tiny domains have 18 items
     five_negatives.write_text(yaml.safe_dump({"eval_args": SAMPLED_5["eval_args"]}))

@@ -33,16 +33,27 @@ def build(tiny_dataset, model_class=LLMEMF, **options):
     return config, model, train_data, valid_data, test_data
 
 
-def test_off_by_default_adds_no_buffer_and_no_score(tiny_dataset):
-    _, model, _, _, _ = build(tiny_dataset)
+def test_off_as_in_the_paper_adds_no_buffer_and_no_score(tiny_dataset):
+    _, model, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     assert model.content_profile is None
     assert not any("profile" in name for name in model.state_dict())
+
+
+def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset):
+    """The default (issue 28) adds 0 times the cosine before any validation: the paper's scores."""
+    _, model, _, _, test_data = build(tiny_dataset)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
+    paper.load_state_dict(model.state_dict(), strict=False)
+    assert model.content_profile.scale.tolist() == [0.0, 0.0]
+    batch = next(iter(test_data))[0]
+    with torch.no_grad():
+        assert torch.equal(model.full_sort_predict(batch), paper.full_sort_predict(batch))
 
 
 def test_evaluation_adds_the_scaled_content_cosine_of_the_whole_history(tiny_dataset):
     """By hand: the paper's scores plus each target domain's scale times ContentCosine's score."""
     _, model, _, _, test_data = build(tiny_dataset, content_profile_scales=SCALES)
-    _, paper, _, _, _ = build(tiny_dataset)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)  # image + text, as LLMEMF here
     paper.load_state_dict(model.state_dict(), strict=False)
     batch = next(iter(test_data))[0]
@@ -62,7 +73,7 @@ def test_evaluation_adds_the_scaled_content_cosine_of_the_whole_history(tiny_dat
 
 def test_training_is_unchanged(tiny_dataset):
     _, model, train_data, _, _ = build(tiny_dataset, content_profile_scales=SCALES)
-    _, paper, _, _, _ = build(tiny_dataset)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     paper.load_state_dict(model.state_dict(), strict=False)
     model.train(), paper.train()
     batch = next(iter(train_data))
@@ -137,14 +148,14 @@ def test_cold_items_are_those_never_a_training_target(tiny_dataset):
     assert "content_profile.cold_offset" in model.state_dict()
     assert not any("cold" in name for name in without_cold.state_dict())
     with pytest.raises(ValueError, match="needs content_profile_scales"):
-        build(tiny_dataset, content_profile_cold_offsets=[0.0])
+        build(tiny_dataset, content_profile_scales=None, content_profile_cold_offsets=[0.0])
 
 
 def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset):
     """By hand: a never-trained item scores ``cold_scale * cosine + cold_offset`` of its target
     domain, ContentCosine's cosine; every other item as with the profile alone."""
     _, model, _, _, test_data = build(tiny_dataset, **COLD)
-    _, paper, _, _, _ = build(tiny_dataset)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
     paper.load_state_dict(model.state_dict(), strict=False)
     profile = model.content_profile

@@ -211,8 +211,9 @@ def test_yaml_keys_are_exactly_the_keys_the_model_reads(built):
     model_yaml = yaml.safe_load((PROPERTIES / "model" / "LLMEMF.yaml").read_text())
     # read elsewhere: train_neg_sample_args by RecBole's Config, the rest by LLMEMFDataset but
     # train_per_position and train_batch_pairs, read by the train loader (training_data.py) and
-    # LLMEMFTrainer for the epoch length it logs
+    # LLMEMFTrainer for the epoch length it logs, and learning_rate by RecBole's Trainer
     elsewhere = {
+        "learning_rate",
         "train_neg_sample_args",
         "image_feature_suffix",
         "text_feature_suffix",

@@ -145,12 +145,13 @@ def run(args: argparse.Namespace, command: str) -> int:
     trained = (
         finished_runs(Path(args.out), args.retest_from, args.dataset) if args.retest_from else {}
     )
-    _, per_model = parse_set(args.set)
+    asked, per_model = parse_set(args.set)
     runs = []
     with recbole_argv("llmemf-bench", []):  # RecBole's Config would read our options as its own
         for seed in [int(s) for s in args.seeds.split(",")]:
             for label, model, overrides in model_specs(args.models, args.ablations):
-                config = {**model_config(base, per_model, label, model, overrides), "seed": seed}
+                config = model_config(base, per_model, label, model, overrides, asked)
+                config["seed"] = seed
                 row = one_row(args, command, stem, (label, model, config), finished, trained)
                 if row is None:
                     continue

@@ -70,7 +70,8 @@ class ContentProfile(nn.Module):
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
             self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
-        self.register_buffer("scale", torch.ones(n_domains))  # saved with the weights
+        # 0 until a validation chooses (the paper's scores); saved with the weights
+        self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
         if cold_items is not None:
             self.register_buffer("cold_scale", torch.ones(n_domains))
