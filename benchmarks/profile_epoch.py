@@ -42,7 +42,9 @@ def profile(args: argparse.Namespace) -> None:
         f"{args.variant}, {torch.get_num_threads()} thread(s), {args.batches} batches of "
         f"train_batch_size {config['train_batch_size']}"
     )
-    print(f"loading {load_s / args.batches:.3f} s / batch, model {model_s / args.batches:.3f} s / batch")
+    print(
+        f"loading {load_s / args.batches:.3f} s / batch, model {model_s / args.batches:.3f} s / batch"
+    )
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
 
@@ -56,7 +58,9 @@ def step(model, optimizer, batch) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="folder of a dataset, e.g. dataset/food_kitchen")
+    parser.add_argument(
+        "--dataset", required=True, help="folder of a dataset, e.g. dataset/food_kitchen"
+    )
     parser.add_argument("--variant", default="LLMEMF", choices=sorted(VARIANTS))
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batches", type=int, default=20, help="profiled training batches")
