@@ -60,9 +60,10 @@ class LLMEMF(SequentialRecommender):
           and DMESR's enhancer in place of the image and text adaptors (``item_enhancer``).
         - Off by default, beyond the paper: a sampled softmax over N negatives per domain with the
           logQ correction in place of the exact loss (``loss_negatives``; sampled_softmax.py).
-        - Off by default, beyond the paper: in evaluation, ContentCosine's frozen-space score
-          added with a scale chosen on validation (``content_profile_scales``;
-          content_profile.ContentProfile).
+        - On by default since issue 28, beyond the paper: in evaluation, ContentCosine's
+          frozen-space score added with a scale chosen on validation (``content_profile_scales``,
+          and with ``content_profile_cold_offsets`` never-trained items scored by it alone;
+          content_profile.ContentProfile); learning rate 0.003. ``LLMEMF-paper`` undoes both.
     """
 
     input_type = InputType.POINTWISE
