@@ -55,7 +55,9 @@ def to_score(run: dict, score: float) -> tuple[int, float, float] | None:
     return None
 
 
-def report(runs: list[dict], reference: str | None, target: float | None, within: float) -> str:
+def report(
+    runs: list[dict], reference: str | None, target: float | None, within: float, seconds: bool
+) -> str:
     lines = [
         "| file | run | epochs | best epoch | best validation | s training to best | "
         "s with validation | to target: epoch, s | curve |",
@@ -69,7 +71,10 @@ def report(runs: list[dict], reference: str | None, target: float | None, within
         epoch, score, train, both = to_best(run)
         reached = to_score(run, threshold) if threshold else None
         reach = f"{reached[0]}, {reached[1]:.0f}" if reached else "not reached"
-        curve = " ".join(f"{value:.4f}" for value in run["valid_scores"])
+        curve = " ".join(
+            f"{value:.4f} [{train:.0f} s]" if seconds else f"{value:.4f}"
+            for value, train, _ in timeline(run)
+        )
         lines.append(
             f"| {run['file']} | {run['label']} seed {run['seed']} | {len(run['valid_scores'])} | "
             f"{epoch} | {score:.4f} | {train:.0f} | {both:.0f} | {reach} | {curve} |"
@@ -99,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--within", type=float, default=0.01, help="share below --target that counts (default 0.01)"
     )
+    parser.add_argument(
+        "--seconds",
+        action="store_true",
+        help="after each validation score, the training seconds up to that epoch",
+    )
     parser.add_argument("--labels", help="comma-separated labels to keep (default: all)")
     args = parser.parse_args(argv)
     runs = load_runs(args.files)
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = [run for run in runs if run["label"] in keep]
     if not runs:
         raise SystemExit("time_to_best: no run with a validation curve in these files")
-    print(report(runs, args.reference, args.target, args.within))
+    print(report(runs, args.reference, args.target, args.within, args.seconds))
 
 
 if __name__ == "__main__":
