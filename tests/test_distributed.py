@@ -76,24 +76,28 @@ def _gather_in_process(rank: int, port: str, out: str) -> None:
     from recbole_llmemf.evaluator.collector import CASE_IDS, TieCollector
     from recbole_llmemf.evaluator.metrics import TIES
     from recbole_llmemf.trainer.distributed import gather_cases
+    from recbole_llmemf.trainer.profile_choice import SETTING_TIES
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     local = [0, 2, 4] if rank == 0 else [1, 3, 0]
     struct = DataStruct()
     struct[TIES] = torch.tensor([[case, 1, 1] for case in local])
     struct[CASE_IDS] = torch.tensor([[100 + case, 200 + case] for case in local])
+    struct[SETTING_TIES] = torch.tensor([[[case, 1, 1], [10 + case, 1, 1]] for case in local])
     collector = TieCollector.__new__(TieCollector)  # the struct is all last_cases reads
     collector._last_struct = struct
     gather_cases(struct, 5, torch.device("cpu"))
     if rank == 0:
-        torch.save(collector.last_cases, out)
+        torch.save((collector.last_cases, struct[SETTING_TIES]), out)
     dist.destroy_process_group()
 
 
 def test_last_cases_are_every_processs_cases_in_order(tmp_path):
-    """The per-case ranks the paired tests read hold all cases, not one process's share."""
+    """The per-case ranks the paired tests read hold all cases, not one process's share; so do
+    the content profile's per-setting ranks, which every process chooses its settings from."""
     out = tmp_path / "cases.pt"
     torch.multiprocessing.spawn(_gather_in_process, args=(free_port(), str(out)), nprocs=2)
-    ids, ties = torch.load(out)
+    (ids, ties), setting_ties = torch.load(out)
+    assert setting_ties[:, :, 0].tolist() == [[case, 10 + case] for case in range(5)]
     assert ids.tolist() == [[100 + case, 200 + case] for case in range(5)]
     assert ties[:, 0].tolist() == list(range(5))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import defaultdict
 
 import torch
 from recbole.evaluator.collector import DataStruct
@@ -87,13 +86,20 @@ def describe(setting: Setting) -> str:
     return text
 
 
+# Per case, ``[h, e, positives]`` under every setting: ``[cases, settings, 3]``. A rec.* key of the
+# collector's struct, so that a multi-process evaluation gathers it with the ties
+# (trainer/distributed.py: gather_cases) and every process chooses from all cases.
+SETTING_TIES = "rec.profile_setting_ties"
+
+
 class SettingTies:
-    """The trainer's collector for the choosing pass: it collects as before, and also counts, per
-    target domain and setting, each case's ``[h, e, positives]`` (metrics.py) under that setting."""
+    """The trainer's collector for the choosing pass: it collects as before, and also counts each
+    case's :data:`SETTING_TIES`, per target domain (one evaluated part at a time)."""
 
     def __init__(self, collector, profile, settings: list[Setting]):
         self.collector, self.profile, self.settings = collector, profile, settings
-        self.ties: dict[tuple[int, int], list[torch.Tensor]] = defaultdict(list)
+        self.parts: list[tuple[int, DataStruct]] = []  # (domain, the part's struct)
+        self._domain: int | None = None
 
     def __getattr__(self, name):  # everything else is the wrapped collector's
         return getattr(self.collector, name)
@@ -107,18 +113,28 @@ class SettingTies:
                 "choosing the content profile needs one target domain per evaluation batch "
                 f"(the domain-aware trainer's); got {len(blocks)}"
             )
-        domain, items, cosines = blocks[0]
+        self._domain, items, cosines = blocks[0]
         batch = CaseScores(scores, items, cosines, self.profile.cold_items, positive_u, positive_i)
-        for index, setting in enumerate(self.settings):
-            self.ties[(domain, index)].append(batch.ties(setting))
+        ties = torch.stack([batch.ties(setting) for setting in self.settings], 1)
+        self.collector.data_struct.update_tensor(SETTING_TIES, ties)
+
+    def get_data_struct(self):
+        """The wrapped collector's struct, kept with its part's domain: the evaluator may gather
+        it across processes in place after this returns."""
+        struct = self.collector.get_data_struct()
+        if SETTING_TIES in self.collector.data_struct:  # not carried into the next part
+            del self.collector.data_struct[SETTING_TIES]
+            self.parts.append((self._domain, struct))
+        return struct
 
     def metric(self, domain: int, index: int, metric: str, config) -> float:
         """``metric`` (RecBole's name, such as fullmrr or ndcg@10) of ``domain``'s cases under
         setting ``index``, computed by the evaluator's own metric class."""
-        if (domain, index) not in self.ties:  # no validation case of this domain
+        ties = [struct[SETTING_TIES][:, index] for part, struct in self.parts if part == domain]
+        if not ties:  # no validation case of this domain
             return float("-inf")
         struct = DataStruct()
-        struct.set(TIES, torch.cat(self.ties[(domain, index)]).cpu())
+        struct.set(TIES, torch.cat(ties).cpu())
         return expected_metric_class(metric.split("@")[0])(config).calculate_metric(struct)[metric]
 
 
