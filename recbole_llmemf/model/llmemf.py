@@ -129,7 +129,7 @@ class LLMEMF(SequentialRecommender):
             nn.init.normal_(parameter, std=self.initializer_range)
 
     def _add_options(self, config, dataset) -> None:
-        """Beyond the paper, off by default: items scored by content alone, the profile score and
+        """Beyond the paper: items scored by content alone, the profile score (on by default) and
         the sampled loss."""
         domain_items = [getattr(self, f"domain_{domain}_items") for domain in range(2)]
         self.sampled_softmax = SampledSoftmax.from_config(config, dataset, domain_items)
