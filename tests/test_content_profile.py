@@ -124,6 +124,7 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
 
 
 COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
+MIXTURE = {**COLD, "content_profile_cold_temperatures": [0.1, 1.0]}
 
 
 def mark_every_third_item_cold(profile) -> torch.Tensor:
@@ -179,15 +180,17 @@ def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset)
     assert (in_domain & cold).any() and (in_domain & ~cold).any()
 
 
+@pytest.mark.parametrize("cold", [COLD, MIXTURE], ids=["offset", "mixture"])
 @pytest.mark.parametrize("protocol", [{}, SAMPLED_5], ids=["full", "sampled"])
-def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protocol):
-    """The choosing pass's metric of every setting (2 scales x 2 cold scales x 2 offsets) is that
-    of the ranks RecBole's evaluation gives with the setting in the model, domain by domain."""
-    config, model, _, valid_data, _ = build(tiny_dataset, **COLD, **protocol)
+def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protocol, cold):
+    """The choosing pass's metric of every setting (2 scales x 2 offsets x 2 cold scales, or x 2
+    x 2 temperatures for the mixture) is that of the ranks RecBole's evaluation gives with the
+    setting in the model, domain by domain."""
+    config, model, _, valid_data, _ = build(tiny_dataset, **cold, **protocol)
     mark_every_third_item_cold(model.content_profile)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     settings, values = validate_settings(trainer, valid_data)
-    assert len(settings) == 8
+    assert len(settings) == (16 if "content_profile_cold_temperatures" in cold else 8)
     for index, setting in enumerate(settings):
         for domain in range(len(model.domain_names)):
             set_profile(model.content_profile, domain, setting)
@@ -197,3 +200,41 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
             reciprocal = per_case_values(cases["higher"], cases["equal"])["fullmrr"]
             assert values[domain][index] == round(float(reciprocal.mean()), 4)
     assert len(set(values[0])) > 2, "the settings change the ranks"
+
+
+def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_dataset):
+    """By hand: trained items (paper score + scale * cosine) / t_w, never-trained ones cosine / t_c
+    + log prior, each minus its log-sum-exp over the row's domain items of its kind."""
+    _, model, _, _, test_data = build(tiny_dataset, **MIXTURE)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
+    paper.load_state_dict(model.state_dict(), strict=False)
+    profile = model.content_profile
+    cold = mark_every_third_item_cold(profile)
+    profile.scale.copy_(torch.tensor([0.5, 3.0]))
+    profile.warm_temperature.copy_(torch.tensor([0.2, 1.0]))
+    profile.cold_temperature.copy_(torch.tensor([0.1, 0.5]))
+    profile.cold_offset.copy_(torch.tensor([-1.0, 0.5]))
+    batch = next(iter(test_data))[0]
+    with torch.no_grad():
+        scores, plain = model.full_sort_predict(batch), paper.full_sort_predict(batch)
+        content = cosine.full_sort_predict(batch)
+    domain = model.item_domain[batch["item_id"]].unsqueeze(1)
+    in_domain = torch.isfinite(plain)
+    warm = (plain + profile.scale[domain] * content) / profile.warm_temperature[domain]
+    warm_norm = torch.logsumexp(warm.masked_fill(~in_domain | cold, float("-inf")), 1, True)
+    expert = content / profile.cold_temperature[domain]
+    expert_norm = torch.logsumexp(expert.masked_fill(~in_domain | ~cold, float("-inf")), 1, True)
+    expected = torch.where(
+        cold, expert - expert_norm + profile.cold_offset[domain], warm - warm_norm
+    )
+    torch.testing.assert_close(scores[in_domain], expected[in_domain])
+    probabilities = expected.masked_fill(~in_domain, float("-inf")).exp()
+    prior = profile.cold_offset[domain].exp().squeeze(1)
+    torch.testing.assert_close(
+        probabilities.sum(1), 1 + prior
+    )  # each expert sums to 1, times its weight
+    with pytest.raises(ValueError, match="full_sort_predict"):
+        model.predict(batch)
+    with pytest.raises(ValueError, match="needs content_profile_cold_offsets"):
+        build(tiny_dataset, content_profile_cold_temperatures=[1.0])

@@ -59,6 +59,12 @@ ABLATIONS = {
 PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8]}
 # ... and items never a training target scored by the profile alone, its offset chosen with it
 COLD_PROFILE = {**PROFILE, "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5]}
+# ... or trained and never-trained items as two experts normalised per case, the offset their log prior
+COLD_MIXTURE = {
+    **PROFILE,
+    "content_profile_cold_offsets": [-4, -3, -2.5, -2, -1],
+    "content_profile_cold_temperatures": [0.05, 0.1, 0.4, 0.8],
+}
 # LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
 CONTENT = {
     "LLMEMF-cold-content": {"content_only_below": 1},
@@ -77,6 +83,11 @@ CONTENT = {
     "LLMEMF-ids+text-cold-profile": {
         **ABLATIONS["LLMEMF-ids"],
         **COLD_PROFILE,
+        "content_profile_modalities": ["text"],
+    },
+    "LLMEMF-ids+text-cold-mixture": {
+        **ABLATIONS["LLMEMF-ids"],
+        **COLD_MIXTURE,
         "content_profile_modalities": ["text"],
     },
 }

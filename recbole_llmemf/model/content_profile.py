@@ -62,10 +62,12 @@ class ContentProfile(nn.Module):
         matrices: dict[str, torch.Tensor],
         n_domains: int,
         cold_items: torch.Tensor | None = None,
+        mixture: bool = False,
     ):
         """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
         loaded for the profile alone when the model does not encode that modality).
-        ``cold_items``: ``[n_items]`` bool, the items scored by content alone; None: none."""
+        ``cold_items``: ``[n_items]`` bool, the items scored by content alone; None: none.
+        ``mixture``: the two kinds of item as two experts (``content_profile_cold_temperatures``)."""
         super().__init__()
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
@@ -73,12 +75,17 @@ class ContentProfile(nn.Module):
         # 0 until a validation chooses (the paper's scores); saved with the weights
         self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
+        self.mixture = mixture
         if cold_items is not None:
-            self.register_buffer("cold_scale", torch.ones(n_domains))
             self.register_buffer("cold_offset", torch.zeros(n_domains))
-        # While the trainer chooses the scales: (domain, items, cosines) of each scored batch,
-        # and the model's own scores are returned unchanged.
-        self.recorded: list[tuple[int, torch.Tensor, torch.Tensor]] | None = None
+            if mixture:
+                self.register_buffer("warm_temperature", torch.ones(n_domains))
+                self.register_buffer("cold_temperature", torch.ones(n_domains))
+            else:
+                self.register_buffer("cold_scale", torch.ones(n_domains))
+        # While the trainer chooses the settings: (domain, items, the model's scores, cosines) of
+        # each scored batch, and the model's own scores are returned unchanged.
+        self.recorded: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def from_config(
@@ -100,12 +107,15 @@ class ContentProfile(nn.Module):
             )
         if not scales or not read_matrices:
             return None
+        temperatures = config["content_profile_cold_temperatures"]
+        if temperatures and not offsets:
+            raise ValueError("content_profile_cold_temperatures needs content_profile_cold_offsets")
         cold = None
         if offsets:
             cold = training_target_counts(dataset) == 0
             cold[0] = False  # padding
         matrices = {modality: read() for modality, read in read_matrices.items()}
-        return cls(matrices, n_domains, cold)
+        return cls(matrices, n_domains, cold, mixture=bool(temperatures))
 
     def forward(
         self,
@@ -121,10 +131,42 @@ class ContentProfile(nn.Module):
         matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
         cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
         if self.recorded is not None and not pairwise:
-            self.recorded.append((domain, items, cosines))
+            self.recorded.append((domain, items, scores, cosines))
             return scores
         fused = scores + self.scale[domain] * cosines
         if self.cold_items is None:
             return fused
-        content_only = self.cold_scale[domain] * cosines + self.cold_offset[domain]
-        return torch.where(self.cold_items[items], content_only, fused)
+        cold = self.cold_items[items]
+        if not self.mixture:
+            return torch.where(
+                cold, self.cold_scale[domain] * cosines + self.cold_offset[domain], fused
+            )
+        if pairwise:
+            raise ValueError(
+                "content_profile_cold_temperatures normalises over every item of the domain: "
+                "score with full_sort_predict"
+            )
+        warm = self.warm_temperature[domain]
+        temperature = self.cold_temperature[domain]
+        return mixture_scores(fused, cosines, cold, warm, temperature, self.cold_offset[domain])
+
+
+def mixture_scores(
+    fused: torch.Tensor,
+    cosines: torch.Tensor,
+    cold: torch.Tensor,
+    warm_temperature: torch.Tensor,
+    cold_temperature: torch.Tensor,
+    log_prior: torch.Tensor,
+) -> torch.Tensor:
+    """``[B, n]`` log-probabilities of a two-expert mixture over a domain's ``n`` items: the trained
+    items by the model's ``fused`` scores over ``warm_temperature``, normalised over them; the
+    never-trained (``cold``) items by their profile ``cosines`` over ``cold_temperature``,
+    normalised over them, plus ``log_prior`` (the expert's log weight against the first's).
+    Normalised per case, a confident content match can outrank trained items where a constant
+    offset cannot."""
+    warm = fused / warm_temperature
+    content = cosines / cold_temperature
+    warm = warm - torch.logsumexp(warm.masked_fill(cold, float("-inf")), 1, keepdim=True)
+    content_norm = torch.logsumexp(content.masked_fill(~cold, float("-inf")), 1, keepdim=True)
+    return torch.where(cold, content - content_norm + log_prior, warm)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import NamedTuple
 
 import torch
 from recbole.evaluator.collector import DataStruct
@@ -21,18 +22,30 @@ from recbole_llmemf.evaluator.metrics import TIES, expected_metric_class
 
 logger = logging.getLogger(__name__)
 
-# A setting: (scale, cold_scale, cold_offset); the last two None without cold items.
-Setting = tuple[float, float | None, float | None]
+
+class Setting(NamedTuple):
+    """One setting of the profile; the cold fields are None where the model has no such buffer."""
+
+    scale: float
+    cold_scale: float | None = None  # content_profile_cold_offsets without a mixture
+    cold_offset: float | None = None
+    warm_temperature: float | None = None  # with content_profile_cold_temperatures
+    cold_temperature: float | None = None
 
 
 def profile_settings(config, profile) -> list[Setting]:
-    """Every scale of ``content_profile_scales``; with cold items, crossed with every cold scale
-    (the same list) and every offset of ``content_profile_cold_offsets``."""
+    """Every scale of ``content_profile_scales``; with cold items, crossed with every offset of
+    ``content_profile_cold_offsets`` and every cold scale (the same list as the scales) or, for
+    the mixture, every pair of temperatures of ``content_profile_cold_temperatures``."""
     scales = [float(scale) for scale in config["content_profile_scales"]]
     if profile.cold_items is None:
-        return [(scale, None, None) for scale in scales]
+        return [Setting(scale) for scale in scales]
     offsets = [float(offset) for offset in config["content_profile_cold_offsets"]]
-    return list(itertools.product(scales, scales, offsets))
+    if not profile.mixture:
+        return [Setting(*values) for values in itertools.product(scales, scales, offsets)]
+    temperatures = [float(t) for t in config["content_profile_cold_temperatures"]]
+    grid = itertools.product(scales, offsets, temperatures, temperatures)
+    return [Setting(scale, None, offset, warm, cold) for scale, offset, warm, cold in grid]
 
 
 @torch.no_grad()
@@ -72,17 +85,20 @@ def validate_settings(trainer, valid_data) -> tuple[list[Setting], list[list[flo
 
 
 def set_profile(profile, domain: int, setting: Setting) -> None:
-    scale, cold_scale, cold_offset = setting
-    profile.scale[domain] = scale
-    if cold_scale is not None:
-        profile.cold_scale[domain], profile.cold_offset[domain] = cold_scale, cold_offset
+    for name, value in setting._asdict().items():
+        if value is not None:
+            getattr(profile, name)[domain] = value
 
 
 def describe(setting: Setting) -> str:
-    scale, cold_scale, cold_offset = setting
-    text = f"scale {scale:g}"
-    if cold_scale is not None:
-        text += f", cold items {cold_scale:g} * cosine {cold_offset:+g}"
+    text = f"scale {setting.scale:g}"
+    if setting.cold_scale is not None:
+        text += f", cold items {setting.cold_scale:g} * cosine {setting.cold_offset:+g}"
+    if setting.warm_temperature is not None:
+        text += (
+            f", experts: trained / {setting.warm_temperature:g}, cold cosine / "
+            f"{setting.cold_temperature:g}, log prior {setting.cold_offset:+g}"
+        )
     return text
 
 
@@ -106,15 +122,17 @@ class SettingTies:
 
     def eval_batch_collect(self, scores, interaction, positive_u, positive_i):
         self.collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
-        blocks = [block for block in self.profile.recorded if len(block[2])]  # rows scored
+        blocks = [block for block in self.profile.recorded if len(block[3])]  # rows scored
         self.profile.recorded.clear()
         if len(blocks) != 1:
             raise RuntimeError(
                 "choosing the content profile needs one target domain per evaluation batch "
                 f"(the domain-aware trainer's); got {len(blocks)}"
             )
-        self._domain, items, cosines = blocks[0]
+        self._domain, items, domain_scores, cosines = blocks[0]
         batch = CaseScores(scores, items, cosines, self.profile.cold_items, positive_u, positive_i)
+        if self.profile.mixture:
+            batch.normalise_over(domain_scores, cosines, self.profile.cold_items[items])
         ties = torch.stack([batch.ties(setting) for setting in self.settings], 1)
         self.collector.data_struct.update_tensor(SETTING_TIES, ties)
 
@@ -160,26 +178,57 @@ class CaseScores:
             cold = None if cold is None else cold.gather(1, columns)
             present = None
         self.scores, self.cosines, self.cold, self.present = scores, cosines, cold, present
+        self._domain_rows = None
+
+    def normalise_over(self, scores, cosines, cold) -> None:
+        """The mixture's experts are normalised over every item of the domain: keep the
+        model's unmasked ``scores`` and ``cosines`` of them (``[B, n_d]``) and ``cold`` (``[n_d]``)."""
+        self._domain_rows = (scores, cosines, cold)
+
+    def _norms(self, setting: Setting) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per case, the log-normalisers of the mixture's two experts under ``setting``."""
+        if setting.warm_temperature is None:
+            return None
+        scores, cosines, cold = self._domain_rows
+        fused = fuse(scores, cosines, None, setting._replace(warm_temperature=None))
+        warm, content = mixture_logits(fused, cosines, setting)
+        warm = torch.logsumexp(warm.masked_fill(cold, float("-inf")), 1, keepdim=True)
+        content = torch.logsumexp(content.masked_fill(~cold, float("-inf")), 1, keepdim=True)
+        return warm, content
 
     def ties(self, setting: Setting) -> torch.Tensor:
         """``[P 3]``: per positive, the candidates scored above it, equal to it (itself
         included) and the positives of its case, under ``setting``."""
-        fused = fuse(self.scores, self.cosines, self.cold, setting)
+        norms = self._norms(setting)
+        fused = fuse(self.scores, self.cosines, self.cold, setting, norms)
         if self.present is not None:
             fused = fused.masked_fill(~self.present, float("-inf"))
-        target = fuse(*self.target, self.target_cold, setting).unsqueeze(1)
+        target_norms = None if norms is None else tuple(norm[self.rows] for norm in norms)
+        target = fuse(*self.target, self.target_cold, setting, target_norms, keep_dims=False)
+        target = target.unsqueeze(1)
         rows = fused[self.rows]
         positives = torch.bincount(self.rows, minlength=len(fused))[self.rows]
         return torch.stack([(rows > target).sum(1), (rows == target).sum(1), positives], 1)
 
 
-def fuse(scores, cosines, cold, setting: Setting) -> torch.Tensor:
-    """ContentProfile.forward's arithmetic, term for term, for one setting."""
-    scale, cold_scale, cold_offset = (
-        None if value is None else torch.tensor(value, dtype=scores.dtype, device=scores.device)
-        for value in setting
-    )
+def fuse(scores, cosines, cold, setting: Setting, norms=None, keep_dims=True) -> torch.Tensor:
+    """ContentProfile.forward's arithmetic, term for term, for one setting; ``norms``: the
+    mixture's per-case log-normalisers (``[B 1]``, or ``[B]`` for one item per row)."""
+    scale = torch.tensor(setting.scale, dtype=scores.dtype, device=scores.device)
     fused = scores + scale * cosines
     if cold is None:
         return fused
-    return torch.where(cold, cold_scale * cosines + cold_offset, fused)
+    offset = torch.tensor(setting.cold_offset, dtype=scores.dtype, device=scores.device)
+    if setting.warm_temperature is None:
+        cold_scale = torch.tensor(setting.cold_scale, dtype=scores.dtype, device=scores.device)
+        return torch.where(cold, cold_scale * cosines + offset, fused)
+    warm, content = mixture_logits(fused, cosines, setting)
+    warm_norm, content_norm = norms if keep_dims else (norm.squeeze(1) for norm in norms)
+    return torch.where(cold, content - content_norm + offset, warm - warm_norm)
+
+
+def mixture_logits(fused, cosines, setting: Setting) -> tuple[torch.Tensor, torch.Tensor]:
+    """The experts' logits before normalising, as content_profile.mixture_scores computes them."""
+    warm = torch.tensor(setting.warm_temperature, dtype=fused.dtype, device=fused.device)
+    cold = torch.tensor(setting.cold_temperature, dtype=fused.dtype, device=fused.device)
+    return fused / warm, cosines / cold
