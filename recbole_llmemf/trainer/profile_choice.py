@@ -184,17 +184,26 @@ class CaseScores:
         """The mixture's experts are normalised over every item of the domain: keep the
         model's unmasked ``scores`` and ``cosines`` of them (``[B, n_d]``) and ``cold`` (``[n_d]``)."""
         self._domain_rows = (scores, cosines, cold)
+        self._cached_norms: dict[tuple, torch.Tensor] = {}  # each expert's, once per batch
 
     def _norms(self, setting: Setting) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Per case, the log-normalisers of the mixture's two experts under ``setting``."""
+        """Per case, the log-normalisers of the mixture's two experts under ``setting``: the
+        trained items' depends on the scale and t_w only, the never-trained ones' on t_c."""
         if setting.warm_temperature is None:
             return None
         scores, cosines, cold = self._domain_rows
-        fused = fuse(scores, cosines, None, setting._replace(warm_temperature=None))
-        warm, content = mixture_logits(fused, cosines, setting)
-        warm = torch.logsumexp(warm.masked_fill(cold, float("-inf")), 1, keepdim=True)
-        content = torch.logsumexp(content.masked_fill(~cold, float("-inf")), 1, keepdim=True)
-        return warm, content
+        warm_key = ("warm", setting.scale, setting.warm_temperature)
+        cold_key = ("cold", setting.cold_temperature)
+        if warm_key not in self._cached_norms or cold_key not in self._cached_norms:
+            fused = fuse(scores, cosines, None, setting._replace(warm_temperature=None))
+            warm, content = mixture_logits(fused, cosines, setting)
+            if warm_key not in self._cached_norms:
+                warm = warm.masked_fill(cold, float("-inf"))
+                self._cached_norms[warm_key] = torch.logsumexp(warm, 1, keepdim=True)
+            if cold_key not in self._cached_norms:
+                content = content.masked_fill(~cold, float("-inf"))
+                self._cached_norms[cold_key] = torch.logsumexp(content, 1, keepdim=True)
+        return self._cached_norms[warm_key], self._cached_norms[cold_key]
 
     def ties(self, setting: Setting) -> torch.Tensor:
         """``[P 3]``: per positive, the candidates scored above it, equal to it (itself
