@@ -127,6 +127,16 @@ COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-
 MIXTURE = {**COLD, "content_profile_cold_temperatures": [0.1, 1.0]}
 
 
+def with_references(tiny_dataset, options: dict):
+    """LLMEMF with ``options``, the same weights without a profile (the paper's scores), the
+    ContentCosine scorer of the same modalities, and the test data."""
+    _, model, _, _, test_data = build(tiny_dataset, **options)
+    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
+    paper.load_state_dict(model.state_dict(), strict=False)
+    return model, paper, cosine, test_data
+
+
 def mark_every_third_item_cold(profile) -> torch.Tensor:
     """Every item of the tiny data is a training target: mark some as never one."""
     profile.cold_items.copy_(torch.arange(len(profile.cold_items)) % 3 == 1)
@@ -155,10 +165,7 @@ def test_cold_items_are_those_never_a_training_target(tiny_dataset):
 def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset):
     """By hand: a never-trained item scores ``cold_scale * cosine + cold_offset`` of its target
     domain, ContentCosine's cosine; every other item as with the profile alone."""
-    _, model, _, _, test_data = build(tiny_dataset, **COLD)
-    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
-    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
-    paper.load_state_dict(model.state_dict(), strict=False)
+    model, paper, cosine, test_data = with_references(tiny_dataset, COLD)
     profile = model.content_profile
     cold = mark_every_third_item_cold(profile)
     profile.scale.copy_(torch.tensor([0.5, 3.0]))
@@ -205,10 +212,7 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
 def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_dataset):
     """By hand: trained items (paper score + scale * cosine) / t_w, never-trained ones cosine / t_c
     + log prior, each minus its log-sum-exp over the row's domain items of its kind."""
-    _, model, _, _, test_data = build(tiny_dataset, **MIXTURE)
-    _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
-    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
-    paper.load_state_dict(model.state_dict(), strict=False)
+    model, paper, cosine, test_data = with_references(tiny_dataset, MIXTURE)
     profile = model.content_profile
     cold = mark_every_third_item_cold(profile)
     profile.scale.copy_(torch.tensor([0.5, 3.0]))
