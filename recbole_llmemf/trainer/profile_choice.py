@@ -179,12 +179,12 @@ class CaseScores:
             present = None
         self.scores, self.cosines, self.cold, self.present = scores, cosines, cold, present
         self._domain_rows = None
+        self._cached_norms: dict[tuple, torch.Tensor] = {}  # each expert's, once per batch
 
     def normalise_over(self, scores, cosines, cold) -> None:
         """The mixture's experts are normalised over every item of the domain: keep the
         model's unmasked ``scores`` and ``cosines`` of them (``[B, n_d]``) and ``cold`` (``[n_d]``)."""
         self._domain_rows = (scores, cosines, cold)
-        self._cached_norms: dict[tuple, torch.Tensor] = {}  # each expert's, once per batch
 
     def _norms(self, setting: Setting) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per case, the log-normalisers of the mixture's two experts under ``setting``: the
