@@ -1,6 +1,7 @@
 """The content profile: ContentCosine's training-free score (the cosine in the frozen space between
 a candidate's vector and the mean vector of the history's items), and its use inside LLMEMF's
-evaluation (``content_profile_scales``, ``content_profile_cold_offsets``)."""
+evaluation (``content_profile_scales``, ``content_profile_cold_offsets``,
+``content_profile_cold_temperatures``)."""
 
 from __future__ import annotations
 

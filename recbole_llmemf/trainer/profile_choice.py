@@ -1,5 +1,5 @@
 """LLMEMF's content profile chosen on the validation set in one pass (``content_profile_scales``,
-``content_profile_cold_offsets``; model/content_profile.py).
+``content_profile_cold_offsets``, ``content_profile_cold_temperatures``; model/content_profile.py).
 
 Every setting of the profile ranks the same candidates with the same model scores and the same
 cosines; only how they add up differs. So one validation pass records, per batch, the model's own
@@ -195,7 +195,7 @@ class CaseScores:
         warm_key = ("warm", setting.scale, setting.warm_temperature)
         cold_key = ("cold", setting.cold_temperature)
         if warm_key not in self._cached_norms or cold_key not in self._cached_norms:
-            fused = fuse(scores, cosines, None, setting._replace(warm_temperature=None))
+            fused = fuse(scores, cosines, None, setting)  # the trained expert's score
             warm, content = mixture_logits(fused, cosines, setting)
             if warm_key not in self._cached_norms:
                 warm = warm.masked_fill(cold, float("-inf"))
@@ -212,15 +212,15 @@ class CaseScores:
         fused = fuse(self.scores, self.cosines, self.cold, setting, norms)
         if self.present is not None:
             fused = fused.masked_fill(~self.present, float("-inf"))
-        target_norms = None if norms is None else tuple(norm[self.rows] for norm in norms)
-        target = fuse(*self.target, self.target_cold, setting, target_norms, keep_dims=False)
+        target_norms = None if norms is None else tuple(norm[self.rows, 0] for norm in norms)
+        target = fuse(*self.target, self.target_cold, setting, target_norms)
         target = target.unsqueeze(1)
         rows = fused[self.rows]
         positives = torch.bincount(self.rows, minlength=len(fused))[self.rows]
         return torch.stack([(rows > target).sum(1), (rows == target).sum(1), positives], 1)
 
 
-def fuse(scores, cosines, cold, setting: Setting, norms=None, keep_dims=True) -> torch.Tensor:
+def fuse(scores, cosines, cold, setting: Setting, norms=None) -> torch.Tensor:
     """ContentProfile.forward's arithmetic, term for term, for one setting; ``norms``: the
     mixture's per-case log-normalisers (``[B 1]``, or ``[B]`` for one item per row)."""
     scale = torch.tensor(setting.scale, dtype=scores.dtype, device=scores.device)
@@ -232,7 +232,7 @@ def fuse(scores, cosines, cold, setting: Setting, norms=None, keep_dims=True) ->
         cold_scale = torch.tensor(setting.cold_scale, dtype=scores.dtype, device=scores.device)
         return torch.where(cold, cold_scale * cosines + offset, fused)
     warm, content = mixture_logits(fused, cosines, setting)
-    warm_norm, content_norm = norms if keep_dims else (norm.squeeze(1) for norm in norms)
+    warm_norm, content_norm = norms
     return torch.where(cold, content - content_norm + offset, warm - warm_norm)
 
 
