@@ -15,7 +15,7 @@ from recbole_llmemf import LLMEMF
 from recbole_llmemf.bench.significance import per_case_values
 from recbole_llmemf.data.training_data import training_target_counts
 from recbole_llmemf.model.content_cosine import ContentCosine
-from recbole_llmemf.trainer.profile_choice import set_profile, validate_settings
+from recbole_llmemf.trainer.profile_choice import profile_settings, set_profile, validate_settings
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
 
@@ -124,7 +124,11 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
 
 
 COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
-MIXTURE = {**COLD, "content_profile_cold_temperatures": [0.1, 1.0]}
+MIXTURE = {
+    **COLD,
+    "content_profile_cold_temperatures": [0.1, 1.0],
+    "content_profile_warm_temperatures": [0.5, 2.0],
+}
 
 
 def with_references(tiny_dataset, options: dict):
@@ -198,6 +202,9 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     settings, values = validate_settings(trainer, valid_data)
     assert len(settings) == (16 if "content_profile_cold_temperatures" in cold else 8)
+    if "content_profile_cold_temperatures" in cold:  # each expert's temperature from its own list
+        assert {s.warm_temperature for s in settings} == {0.5, 2.0}
+        assert {s.cold_temperature for s in settings} == {0.1, 1.0}
     for index, setting in enumerate(settings):
         for domain in range(len(model.domain_names)):
             set_profile(model.content_profile, domain, setting)
@@ -242,3 +249,17 @@ def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_da
         model.predict(batch)
     with pytest.raises(ValueError, match="needs content_profile_cold_offsets"):
         build(tiny_dataset, content_profile_cold_temperatures=[1.0])
+    with pytest.raises(ValueError, match="needs content_profile_cold_temperatures"):
+        build(tiny_dataset, **COLD, content_profile_warm_temperatures=[1.0])
+
+
+def test_the_trained_experts_temperatures_default_to_the_cold_experts(tiny_dataset):
+    options = {**MIXTURE, "content_profile_warm_temperatures": None}
+    config, model, _, _, _ = build(tiny_dataset, **options)
+    settings = profile_settings(config, model.content_profile)
+    assert {(s.warm_temperature, s.cold_temperature) for s in settings} == {
+        (0.1, 0.1),
+        (0.1, 1.0),
+        (1.0, 0.1),
+        (1.0, 1.0),
+    }

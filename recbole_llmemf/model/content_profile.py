@@ -111,6 +111,11 @@ class ContentProfile(nn.Module):
         temperatures = config["content_profile_cold_temperatures"]
         if temperatures and not offsets:
             raise ValueError("content_profile_cold_temperatures needs content_profile_cold_offsets")
+        if config["content_profile_warm_temperatures"] and not temperatures:
+            raise ValueError(
+                "content_profile_warm_temperatures needs content_profile_cold_temperatures, the "
+                "mixture it tunes"
+            )
         cold = None
         if offsets:
             cold = training_target_counts(dataset) == 0

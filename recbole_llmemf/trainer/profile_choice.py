@@ -1,5 +1,6 @@
 """LLMEMF's content profile chosen on the validation set in one pass (``content_profile_scales``,
-``content_profile_cold_offsets``, ``content_profile_cold_temperatures``; model/content_profile.py).
+``content_profile_cold_offsets``, ``content_profile_cold_temperatures``,
+``content_profile_warm_temperatures``; model/content_profile.py).
 
 Every setting of the profile ranks the same candidates with the same model scores and the same
 cosines; only how they add up differs. So one validation pass records, per batch, the model's own
@@ -36,15 +37,18 @@ class Setting(NamedTuple):
 def profile_settings(config, profile) -> list[Setting]:
     """Every scale of ``content_profile_scales``; with cold items, crossed with every offset of
     ``content_profile_cold_offsets`` and every cold scale (the same list as the scales) or, for
-    the mixture, every pair of temperatures of ``content_profile_cold_temperatures``."""
+    the mixture, every never-trained expert's temperature of ``content_profile_cold_temperatures``
+    and every trained expert's of ``content_profile_warm_temperatures`` (~: the same list)."""
     scales = [float(scale) for scale in config["content_profile_scales"]]
     if profile.cold_items is None:
         return [Setting(scale) for scale in scales]
     offsets = [float(offset) for offset in config["content_profile_cold_offsets"]]
     if not profile.mixture:
         return [Setting(*values) for values in itertools.product(scales, scales, offsets)]
-    temperatures = [float(t) for t in config["content_profile_cold_temperatures"]]
-    grid = itertools.product(scales, offsets, temperatures, temperatures)
+    cold_temperatures = [float(t) for t in config["content_profile_cold_temperatures"]]
+    warm_temperatures = config["content_profile_warm_temperatures"] or cold_temperatures
+    warm_temperatures = [float(t) for t in warm_temperatures]
+    grid = itertools.product(scales, offsets, warm_temperatures, cold_temperatures)
     return [Setting(scale, None, offset, warm, cold) for scale, offset, warm, cold in grid]
 
 
