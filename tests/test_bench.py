@@ -23,6 +23,7 @@ from recbole_llmemf.bench.report import best_epoch_index, case_key, read_cases
 from recbole_llmemf.bench.significance import per_case_values
 from recbole_llmemf.bench.specs import (
     ABLATIONS,
+    CONTENT,
     SHARED,
     effective_config_of,
     model_config,
@@ -110,6 +111,14 @@ def test_bench_ablation_runs_are_labelled_llmemf_variants(tiny_dataset, tmp_path
     runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
     assert [run["status"] for run in runs] == ["failed", "ok"]
     assert "tiny.itememb_txtraw: feature file not found" in runs[0]["error"]
+
+
+def test_every_content_profile_label_runs_through_run_recbole(tiny_dataset, tmp_path):
+    """One epoch each, through RecBole's run_recbole (its FLOPs count calls predict)."""
+    labels = [label for label in CONTENT if "profile" in label or "mixture" in label]
+    assert bench(tiny_dataset, tmp_path, f"--models={','.join(labels)}") == 0
+    runs = json.loads((tmp_path / "tiny-full.json").read_text())["runs"]
+    assert {run["label"]: run["status"] for run in runs} == dict.fromkeys(labels, "ok")
 
 
 def test_llmemf_keeps_its_own_learning_rate_unless_set(tiny_dataset):

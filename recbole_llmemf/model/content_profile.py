@@ -147,7 +147,7 @@ class ContentProfile(nn.Module):
             return torch.where(
                 cold, self.cold_scale[domain] * cosines + self.cold_offset[domain], fused
             )
-        if pairwise:
+        if pairwise:  # LLMEMF.predict takes the item's score from its full ranking instead
             raise ValueError(
                 "content_profile_cold_temperatures normalises over every item of the domain: "
                 "score with full_sort_predict"

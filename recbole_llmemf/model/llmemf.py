@@ -370,8 +370,11 @@ class LLMEMF(SequentialRecommender):
 
     def predict(self, interaction):
         """Score of each row's candidate item, ranked as if the candidate's domain were the target."""
-        reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         items = interaction[self.ITEM_ID]
+        if self.content_profile is not None and self.content_profile.mixture:
+            # normalised over the domain's items: the item's score in its full ranking
+            return self.full_sort_predict(interaction)[torch.arange(len(items)), items]
+        reps = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         domain = self.item_domain[items]
         scores = self.fuse_for_target(self.scores(reps, items), domain)  # [B]
         if self.content_profile is None:
