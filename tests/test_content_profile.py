@@ -15,7 +15,13 @@ from recbole_llmemf import LLMEMF
 from recbole_llmemf.bench.significance import per_case_values
 from recbole_llmemf.data.training_data import training_target_counts
 from recbole_llmemf.model.content_cosine import ContentCosine
-from recbole_llmemf.trainer.profile_choice import profile_settings, set_profile, validate_settings
+from recbole_llmemf.trainer.profile_choice import (
+    best_setting,
+    choose_profile,
+    profile_settings,
+    set_profile,
+    validate_settings,
+)
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
 
@@ -198,9 +204,10 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
     x 2 temperatures for the mixture) is that of the ranks RecBole's evaluation gives with the
     setting in the model, domain by domain."""
     config, model, _, valid_data, _ = build(tiny_dataset, **cold, **protocol)
-    mark_every_third_item_cold(model.content_profile)
+    cold_items = mark_every_third_item_cold(model.content_profile)
+    dataset = valid_data._dataset
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    settings, values = validate_settings(trainer, valid_data)
+    settings, values, cold_values = validate_settings(trainer, valid_data)
     assert len(settings) == (16 if "content_profile_cold_temperatures" in cold else 8)
     if "content_profile_cold_temperatures" in cold:  # each expert's temperature from its own list
         assert {s.warm_temperature for s in settings} == {0.5, 2.0}
@@ -213,6 +220,8 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
             cases = trainer.last_cases[name]  # this evaluation's h and e per case
             reciprocal = per_case_values(cases["higher"], cases["equal"])["fullmrr"]
             assert values[domain][index] == round(float(reciprocal.mean()), 4)
+            cold_target = cold_items[dataset.token2id(dataset.iid_field, cases["item"])].numpy()
+            assert cold_values[domain][index] == round(float(reciprocal[cold_target].mean()), 4)
     assert len(set(values[0])) > 2, "the settings change the ranks"
 
 
@@ -264,3 +273,35 @@ def test_the_trained_experts_temperatures_default_to_the_cold_experts(tiny_datas
         (1.0, 0.1),
         (1.0, 1.0),
     }
+
+
+def test_a_cold_tolerance_chooses_the_best_on_never_trained_targets_among_the_near_best():
+    values, cold_values = [0.30, 0.25, 0.296, 0.20], [0.01, 0.09, 0.05, 0.20]
+    assert best_setting(values, cold_values, 0.0) == 0  # off: the best on all cases
+    assert best_setting(values, None, 0.02) == 0  # no never-trained items
+    assert best_setting(values, cold_values, 0.02) == 2  # 0.296 is within 2 % of 0.30
+    assert best_setting(values, cold_values, 0.20) == 1
+    assert best_setting([0.3, 0.3], [0.1, 0.1], 0.0) == 0  # the first on ties
+
+
+def test_the_tolerance_is_applied_to_every_domain_on_validation(tiny_dataset):
+    """Through the trainer: with a tolerance of 1 (any setting), each domain gets the setting
+    best on its never-trained validation targets."""
+    config, model, _, valid_data, _ = build(
+        tiny_dataset, **MIXTURE, content_profile_cold_tolerance=1.0
+    )
+    mark_every_third_item_cold(model.content_profile)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    settings, values, cold_values = validate_settings(trainer, valid_data)
+    choose_profile(trainer, valid_data)
+    profile = model.content_profile
+    for domain in range(len(model.domain_names)):
+        best = settings[max(range(len(settings)), key=cold_values[domain].__getitem__)]
+        chosen = (
+            profile.scale[domain],
+            profile.cold_offset[domain],
+            profile.warm_temperature[domain],
+        )
+        assert chosen == (best.scale, best.cold_offset, best.warm_temperature)
+    overall = settings[max(range(len(settings)), key=values[1].__getitem__)]
+    assert profile.scale[1] != overall.scale or profile.cold_offset[1] != overall.cold_offset

@@ -1,6 +1,7 @@
 """LLMEMF's content profile chosen on the validation set in one pass (``content_profile_scales``,
 ``content_profile_cold_offsets``, ``content_profile_cold_temperatures``,
-``content_profile_warm_temperatures``; model/content_profile.py).
+``content_profile_warm_temperatures``, ``content_profile_cold_tolerance``;
+model/content_profile.py).
 
 Every setting of the profile ranks the same candidates with the same model scores and the same
 cosines; only how they add up differs. So one validation pass records, per batch, the model's own
@@ -56,20 +57,37 @@ def profile_settings(config, profile) -> list[Setting]:
 def choose_profile(trainer, valid_data) -> None:
     """Set ``trainer.model.content_profile``'s settings to those that validate best, per target
     domain (the first listed on ties), as early stopping chooses the epoch: on the validation
-    cases, whose targets were held out from training as the test's were."""
-    settings, values = validate_settings(trainer, valid_data)
+    cases, whose targets were held out from training as the test's were. With
+    ``content_profile_cold_tolerance``, those best on the never-trained targets among the settings
+    within that fraction of the best."""
+    settings, values, cold_values = validate_settings(trainer, valid_data)
+    tolerance = trainer.config["content_profile_cold_tolerance"]
     chosen = []
     for domain, name in enumerate(trainer.model.domain_names):
-        best = max(range(len(settings)), key=values[domain].__getitem__)  # first on ties
-        set_profile(trainer.model.content_profile, domain, settings[best])
-        chosen.append(f"{name} {describe(settings[best])} ({values[domain][best]:.4f})")
+        cold = None if cold_values is None else cold_values[domain]
+        index = best_setting(values[domain], cold, tolerance)
+        set_profile(trainer.model.content_profile, domain, settings[index])
+        chosen.append(f"{name} {describe(settings[index])} ({values[domain][index]:.4f})")
     logger.info("content profile on validation (%s): %s", trainer.valid_metric, "; ".join(chosen))
 
 
+def best_setting(values: list[float], cold_values: list[float] | None, tolerance: float) -> int:
+    """The index of the best of ``values`` (the first on ties) or, with a ``tolerance`` and
+    ``cold_values``, of the best of ``cold_values`` among those within that fraction of it."""
+    best = max(range(len(values)), key=values.__getitem__)
+    if not tolerance or cold_values is None:
+        return best
+    near = [index for index, value in enumerate(values) if value >= values[best] * (1 - tolerance)]
+    return max(near, key=cold_values.__getitem__)
+
+
 @torch.no_grad()
-def validate_settings(trainer, valid_data) -> tuple[list[Setting], list[list[float]]]:
+def validate_settings(
+    trainer, valid_data
+) -> tuple[list[Setting], list[list[float]], list[list[float]] | None]:
     """Every setting of :func:`profile_settings` and, per target domain, the validation metric
-    (``valid_metric``) of each, from one pass."""
+    (``valid_metric``) of each on all cases and, with never-trained items, on the cases whose
+    target is one (None without), from one pass."""
     profile = trainer.model.content_profile
     settings = profile_settings(trainer.config, profile)
     counter = SettingTies(trainer.eval_collector, profile, settings)
@@ -78,14 +96,17 @@ def validate_settings(trainer, valid_data) -> tuple[list[Setting], list[list[flo
         trainer.evaluate(valid_data, load_best_model=False)
     finally:
         trainer.eval_collector, profile.recorded = counter.collector, None
-    values = [
-        [
-            counter.metric(domain, index, trainer.valid_metric, trainer.config)
-            for index in range(len(settings))
+
+    def table(cold_targets: bool) -> list[list[float]]:
+        return [
+            [
+                counter.metric(domain, index, trainer.valid_metric, trainer.config, cold_targets)
+                for index in range(len(settings))
+            ]
+            for domain in range(len(trainer.model.domain_names))
         ]
-        for domain in range(len(trainer.model.domain_names))
-    ]
-    return settings, values
+
+    return settings, table(False), None if profile.cold_items is None else table(True)
 
 
 def set_profile(profile, domain: int, setting: Setting) -> None:
@@ -106,10 +127,12 @@ def describe(setting: Setting) -> str:
     return text
 
 
-# Per case, ``[h, e, positives]`` under every setting: ``[cases, settings, 3]``. A rec.* key of the
-# collector's struct, so that a multi-process evaluation gathers it with the ties
-# (trainer/distributed.py: gather_cases) and every process chooses from all cases.
+# Per case, ``[h, e, positives]`` under every setting: ``[cases, settings, 3]``, and whether its
+# target was never a training target: ``[cases]``. rec.* keys of the collector's struct, so that a
+# multi-process evaluation gathers them with the ties (trainer/distributed.py: gather_cases) and
+# every process chooses from all cases.
 SETTING_TIES = "rec.profile_setting_ties"
+TARGET_COLD = "rec.profile_target_cold"
 
 
 class SettingTies:
@@ -139,24 +162,35 @@ class SettingTies:
             batch.normalise_over(domain_scores, cosines, self.profile.cold_items[items])
         ties = torch.stack([batch.ties(setting) for setting in self.settings], 1)
         self.collector.data_struct.update_tensor(SETTING_TIES, ties)
+        if batch.target_cold is not None:
+            self.collector.data_struct.update_tensor(TARGET_COLD, batch.target_cold)
 
     def get_data_struct(self):
         """The wrapped collector's struct, kept with its part's domain: the evaluator may gather
         it across processes in place after this returns."""
         struct = self.collector.get_data_struct()
         if SETTING_TIES in self.collector.data_struct:  # not carried into the next part
-            del self.collector.data_struct[SETTING_TIES]
+            for key in (SETTING_TIES, TARGET_COLD):
+                if key in self.collector.data_struct:
+                    del self.collector.data_struct[key]
             self.parts.append((self._domain, struct))
         return struct
 
-    def metric(self, domain: int, index: int, metric: str, config) -> float:
+    def metric(
+        self, domain: int, index: int, metric: str, config, cold_targets: bool = False
+    ) -> float:
         """``metric`` (RecBole's name, such as fullmrr or ndcg@10) of ``domain``'s cases under
-        setting ``index``, computed by the evaluator's own metric class."""
-        ties = [struct[SETTING_TIES][:, index] for part, struct in self.parts if part == domain]
-        if not ties:  # no validation case of this domain
+        setting ``index`` (with ``cold_targets``, of those whose target was never a training
+        target), computed by the evaluator's own metric class."""
+        parts = [struct for part, struct in self.parts if part == domain]
+        ties = [struct[SETTING_TIES][:, index] for struct in parts]
+        if cold_targets:
+            ties = [part_ties[struct[TARGET_COLD]] for part_ties, struct in zip(ties, parts)]
+        ties = torch.cat(ties).cpu() if ties else torch.empty(0, 3)
+        if not len(ties):  # no such validation case in this domain
             return float("-inf")
         struct = DataStruct()
-        struct.set(TIES, torch.cat(ties).cpu())
+        struct.set(TIES, ties)
         return expected_metric_class(metric.split("@")[0])(config).calculate_metric(struct)[metric]
 
 
