@@ -205,6 +205,10 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
     setting in the model, domain by domain."""
     config, model, _, valid_data, _ = build(tiny_dataset, **cold, **protocol)
     cold_items = mark_every_third_item_cold(model.content_profile)
+    for modality in model.content_profile.modalities:  # some never-trained items without content
+        getattr(model.content_profile, f"{modality}_matrix")[::4] = 0
+    cold_with_content = cold_items & model.content_profile.items_with_content()
+    assert (cold_items & ~cold_with_content).any() and cold_with_content.any()
     dataset = valid_data._dataset
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     settings, values, cold_values = validate_settings(trainer, valid_data)
@@ -220,7 +224,8 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
             cases = trainer.last_cases[name]  # this evaluation's h and e per case
             reciprocal = per_case_values(cases["higher"], cases["equal"])["fullmrr"]
             assert values[domain][index] == round(float(reciprocal.mean()), 4)
-            cold_target = cold_items[dataset.token2id(dataset.iid_field, cases["item"])].numpy()
+            targets = dataset.token2id(dataset.iid_field, cases["item"])
+            cold_target = cold_with_content[targets].numpy()
             assert cold_values[domain][index] == round(float(reciprocal[cold_target].mean()), 4)
     assert len(set(values[0])) > 2, "the settings change the ranks"
 

@@ -60,10 +60,10 @@ PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8]}
 # ... and items never a training target scored by the profile alone, its offset chosen with it
 COLD_PROFILE = {**PROFILE, "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5]}
 # ... or trained and never-trained items as two experts normalised per case, the offset their log prior
-# (grid around what validation chose on Food-Kitchen's IDs-only weights: 144 settings)
+# (grid around what validation chose on Food-Kitchen's IDs-only weights: 216 settings)
 COLD_MIXTURE = {
     "content_profile_scales": [0, 1, 2, 4],
-    "content_profile_cold_offsets": [-5, -4, -3, -2],
+    "content_profile_cold_offsets": [-5, -4, -3, -2, -1, 0],
     "content_profile_warm_temperatures": [0.4, 0.8, 1.6],
     "content_profile_cold_temperatures": [0.05, 0.1, 0.2],
 }

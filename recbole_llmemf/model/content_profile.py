@@ -123,6 +123,12 @@ class ContentProfile(nn.Module):
         matrices = {modality: read() for modality, read in read_matrices.items()}
         return cls(matrices, n_domains, cold, mixture=bool(temperatures))
 
+    def items_with_content(self) -> torch.Tensor:
+        """``[n_items]`` bool: the items with a vector in a profiled modality; the others score a
+        cosine of 0 whatever the history."""
+        rows = [getattr(self, f"{m}_matrix").abs().sum(1) > 0 for m in self.modalities]
+        return torch.stack(rows).any(0)
+
     def forward(
         self,
         scores: torch.Tensor,

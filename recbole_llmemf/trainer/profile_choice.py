@@ -58,8 +58,8 @@ def choose_profile(trainer, valid_data) -> None:
     """Set ``trainer.model.content_profile``'s settings to those that validate best, per target
     domain (the first listed on ties), as early stopping chooses the epoch: on the validation
     cases, whose targets were held out from training as the test's were. With
-    ``content_profile_cold_tolerance``, those best on the never-trained targets among the settings
-    within that fraction of the best."""
+    ``content_profile_cold_tolerance``, those best on the never-trained targets with content among
+    the settings within that fraction of the best."""
     settings, values, cold_values = validate_settings(trainer, valid_data)
     tolerance = trainer.config["content_profile_cold_tolerance"]
     chosen = []
@@ -87,7 +87,7 @@ def validate_settings(
 ) -> tuple[list[Setting], list[list[float]], list[list[float]] | None]:
     """Every setting of :func:`profile_settings` and, per target domain, the validation metric
     (``valid_metric``) of each on all cases and, with never-trained items, on the cases whose
-    target is one (None without), from one pass."""
+    target is one with a content vector (None without), from one pass."""
     profile = trainer.model.content_profile
     settings = profile_settings(trainer.config, profile)
     counter = SettingTies(trainer.eval_collector, profile, settings)
@@ -128,11 +128,11 @@ def describe(setting: Setting) -> str:
 
 
 # Per case, ``[h, e, positives]`` under every setting: ``[cases, settings, 3]``, and whether its
-# target was never a training target: ``[cases]``. rec.* keys of the collector's struct, so that a
+# target was never a training target and has content to be ranked by: ``[cases]``. rec.* keys of the collector's struct, so that a
 # multi-process evaluation gathers them with the ties (trainer/distributed.py: gather_cases) and
 # every process chooses from all cases.
 SETTING_TIES = "rec.profile_setting_ties"
-TARGET_COLD = "rec.profile_target_cold"
+COLD_WITH_CONTENT = "rec.profile_cold_target_with_content"
 
 
 class SettingTies:
@@ -141,6 +141,8 @@ class SettingTies:
 
     def __init__(self, collector, profile, settings: list[Setting]):
         self.collector, self.profile, self.settings = collector, profile, settings
+        # the never-trained items content can rank (content_profile_cold_tolerance)
+        self.with_content = None if profile.cold_items is None else profile.items_with_content()
         self.parts: list[tuple[int, DataStruct]] = []  # (domain, the part's struct)
         self._domain: int | None = None
 
@@ -162,15 +164,18 @@ class SettingTies:
             batch.normalise_over(domain_scores, cosines, self.profile.cold_items[items])
         ties = torch.stack([batch.ties(setting) for setting in self.settings], 1)
         self.collector.data_struct.update_tensor(SETTING_TIES, ties)
-        if batch.target_cold is not None:
-            self.collector.data_struct.update_tensor(TARGET_COLD, batch.target_cold)
+        if self.with_content is not None:
+            with_content = self.with_content[positive_i.to(self.with_content.device)]
+            self.collector.data_struct.update_tensor(
+                COLD_WITH_CONTENT, batch.target_cold & with_content
+            )
 
     def get_data_struct(self):
         """The wrapped collector's struct, kept with its part's domain: the evaluator may gather
         it across processes in place after this returns."""
         struct = self.collector.get_data_struct()
         if SETTING_TIES in self.collector.data_struct:  # not carried into the next part
-            for key in (SETTING_TIES, TARGET_COLD):
+            for key in (SETTING_TIES, COLD_WITH_CONTENT):
                 if key in self.collector.data_struct:
                     del self.collector.data_struct[key]
             self.parts.append((self._domain, struct))
@@ -181,11 +186,11 @@ class SettingTies:
     ) -> float:
         """``metric`` (RecBole's name, such as fullmrr or ndcg@10) of ``domain``'s cases under
         setting ``index`` (with ``cold_targets``, of those whose target was never a training
-        target), computed by the evaluator's own metric class."""
+        target and has a content vector), computed by the evaluator's own metric class."""
         parts = [struct for part, struct in self.parts if part == domain]
         ties = [struct[SETTING_TIES][:, index] for struct in parts]
         if cold_targets:
-            ties = [part_ties[struct[TARGET_COLD]] for part_ties, struct in zip(ties, parts)]
+            ties = [part_ties[struct[COLD_WITH_CONTENT]] for part_ties, struct in zip(ties, parts)]
         ties = torch.cat(ties).cpu() if ties else torch.empty(0, 3)
         if not len(ties):  # no such validation case in this domain
             return float("-inf")
