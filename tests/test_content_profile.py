@@ -287,6 +287,9 @@ def test_a_cold_tolerance_chooses_the_best_on_never_trained_targets_among_the_ne
     assert best_setting(values, cold_values, 0.02) == 2  # 0.296 is within 2 % of 0.30
     assert best_setting(values, cold_values, 0.20) == 1
     assert best_setting([0.3, 0.3], [0.1, 0.1], 0.0) == 0  # the first on ties
+    no_case = [float("-inf")] * 4  # no never-trained validation target with content
+    assert best_setting(values, no_case, 0.2) == 0
+    assert best_setting([0.29, 0.30], [0.1, 0.1], 0.1) == 1  # equal on those: the best overall
 
 
 def test_the_tolerance_is_applied_to_every_domain_on_validation(tiny_dataset):

@@ -73,12 +73,13 @@ def choose_profile(trainer, valid_data) -> None:
 
 def best_setting(values: list[float], cold_values: list[float] | None, tolerance: float) -> int:
     """The index of the best of ``values`` (the first on ties) or, with a ``tolerance`` and
-    ``cold_values``, of the best of ``cold_values`` among those within that fraction of it."""
+    ``cold_values``, of the best of ``cold_values`` among those within that fraction of it, ties
+    (no such case at all among them) going to the best of ``values``."""
     best = max(range(len(values)), key=values.__getitem__)
     if not tolerance or cold_values is None:
         return best
     near = [index for index, value in enumerate(values) if value >= values[best] * (1 - tolerance)]
-    return max(near, key=cold_values.__getitem__)
+    return max(near, key=lambda index: (cold_values[index], values[index]))
 
 
 @torch.no_grad()

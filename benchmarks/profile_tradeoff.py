@@ -1,0 +1,144 @@
+"""The content profile of a trained LLMEMF re-chosen on validation, at several cold tolerances.
+
+The profile is evaluation-only (model/content_profile.py), so a trained checkpoint can take another
+grid without training again. One validation pass counts every setting of ``--label``'s grid
+(trainer/profile_choice.py); then each ``--tolerances`` value (``content_profile_cold_tolerance``:
+among the settings within that fraction of the best validation score, the best on the never-trained
+validation targets with a content vector) chooses its settings per domain, and the test follows.
+Every row has the same weights; the rows, and those of ``--with`` (finished benchmark rows, e.g.
+IDs only), go through the benchmark's own tables, item groups and paired tests.
+
+    python benchmarks/profile_tradeoff.py \\
+        out/checkpoints/c29-ids-cold/LLMEMF-ids+text-cold-profile-seed2020.pth \\
+        --label LLMEMF-ids+text-cold-mixture \\
+        --tolerances 0 0.005 0.01 0.02 0.03 --with out:c29-ids:LLMEMF-ids:2020 \\
+        --out results --name food_kitchen-profile-tradeoff-sampled999
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import recbole_llmemf  # noqa: F401  first: RecBole's compat fixes, LLMEMF, domain-aware trainers
+
+# isort: split
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_seed
+
+from recbole_llmemf.bench.groups import attach_train_counts
+from recbole_llmemf.bench.records import Run
+from recbole_llmemf.bench.report import write_files
+from recbole_llmemf.bench.run import finished_runs
+from recbole_llmemf.bench.specs import VARIANTS
+from recbole_llmemf.trainer.profile_choice import (
+    best_setting,
+    describe,
+    set_profile,
+    validate_settings,
+)
+from recbole_llmemf.utils.checkpoint import load_checkpoint
+
+
+def rebuilt(checkpoint: dict, label: str, data_path: str):
+    """The checkpoint's model, data and settings under ``label``'s profile grid, and its trainer."""
+    config = checkpoint["config"]
+    profile = {key: value for key, value in VARIANTS[label].items() if "profile" in key}
+    for key in [k for k in config.final_config_dict if k.startswith("content_profile_")]:
+        config[key] = profile.get(key)  # the label's grid, nothing of the trained one's
+    config["data_path"] = str(Path(data_path) / config["dataset"])  # this machine's copy
+    config["show_progress"] = False
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    model = get_model("LLMEMF")(config, train_data._dataset).to(config["device"])
+    # the profile's settings are re-chosen below; every learned weight must load
+    missing, _ = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    if any(not name.startswith("content_profile.") for name in missing):
+        raise ValueError(f"the checkpoint lacks weights of this model: {missing}")
+    trainer = get_trainer(config["MODEL_TYPE"], "LLMEMF")(config, model)
+    return config, trainer, train_data, valid_data, test_data
+
+
+def tradeoff_runs(args) -> tuple[list[Run], Config]:
+    checkpoint = load_checkpoint(args.checkpoint, map_location="cpu")
+    config, trainer, train_data, valid_data, test_data = rebuilt(
+        checkpoint, args.label, args.data_path
+    )
+    model = trainer.model
+    settings, values, cold_values = validate_settings(trainer, valid_data)
+    if cold_values is None:
+        raise ValueError(f"{args.label} scores no item by content alone: no tolerance to trade")
+    runs = []
+    for tolerance in args.tolerances:
+        chosen = []
+        for domain, name in enumerate(model.domain_names):
+            index = best_setting(values[domain], cold_values[domain], tolerance)
+            set_profile(model.content_profile, domain, settings[index])
+            chosen.append(
+                f"{name}: {describe(settings[index])}, validation {values[domain][index]:.4f}, "
+                f"never-trained with content {cold_values[domain][index]:.4f}"
+            )
+        print(f"[profile-tradeoff] tolerance {tolerance:g}: " + "; ".join(chosen), flush=True)
+        started = time.perf_counter()
+        result = trainer.evaluate(test_data, load_best_model=False)
+        run = Run(f"{args.label} tol{tolerance:g}", "LLMEMF", config["seed"])
+        run.config = {"content_profile_cold_tolerance": tolerance, "chosen": chosen}
+        run.eval_seconds = [time.perf_counter() - started]  # the test's, as the benchmark's
+        run.test_result = {key: float(value) for key, value in result.items()}
+        run.cases = trainer.last_cases
+        attach_train_counts(run.cases, train_data._dataset)
+        runs.append(run)
+    return runs, config
+
+
+def with_runs(specs: list[str], dataset: str) -> list[Run]:
+    """``DIR:STEM:LABEL:SEED`` each: a finished benchmark row."""
+    rows = []
+    for spec in specs:
+        directory, stem, label, seed = spec.rsplit(":", 3)
+        finished = finished_runs(Path(directory), stem, dataset)
+        if (label, int(seed)) not in finished:
+            raise SystemExit(f"--with {spec}: no finished row {label} seed {seed} in {stem}")
+        rows.append(finished[(label, int(seed))])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="a trained LLMEMF's best checkpoint (.pth)")
+    parser.add_argument("--data-path", default="dataset", help="the folder of the dataset's folder")
+    parser.add_argument(
+        "--label",
+        default="LLMEMF-ids+text-cold-mixture",
+        help="the benchmark label whose profile grid is searched (bench/specs.py)",
+    )
+    parser.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.01, 0.02])
+    parser.add_argument(
+        "--with", dest="with_rows", nargs="*", default=[], metavar="DIR:STEM:LABEL:SEED"
+    )
+    parser.add_argument("--out", default="out")
+    parser.add_argument("--name", required=True, help="stem of the md / json / cases files")
+    args = parser.parse_args(argv)
+    if args.label not in VARIANTS:
+        parser.error(f"--label {args.label}: not a benchmark label")
+    runs, config = tradeoff_runs(args)
+    command = shlex.join(sys.argv[1:] if argv is None else argv)
+    settings = (
+        f"Rows `{args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
+        f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
+        f"{command}`); the others are benchmark rows (--with), the first the reference."
+    )
+    rows = with_runs(args.with_rows, config["dataset"]) + runs
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    dataset_dir = Path(args.data_path) / config["dataset"]
+    write_files(Path(args.out), args.name, rows, dataset_dir, config["protocol"], settings)
+    print(f"[profile-tradeoff] wrote {Path(args.out) / args.name}.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""benchmarks/profile_tradeoff.py: a trained LLMEMF's profile re-chosen on validation per tolerance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_bench import bench
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_tradeoff.py"
+
+LABEL = "LLMEMF-ids+text-cold-mixture"
+
+
+def test_tolerance_zero_on_the_trained_grid_reproduces_the_benchmark_row(tiny_dataset, tmp_path):
+    """Re-chosen on the validation of the best checkpoint with the grid it was trained with, the
+    profile is the one training chose there: the same test numbers, beside the --with row."""
+    assert bench(tiny_dataset, tmp_path, f"--models={LABEL}") == 0
+    trained = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]
+    checkpoint = tmp_path / "checkpoints" / "tiny-full" / f"{LABEL}-seed{trained['seed']}.pth"
+    argv = [
+        str(checkpoint),
+        f"--data-path={tiny_dataset.data_path}",
+        "--tolerances",
+        "0",
+        "0.5",
+        "--with",
+        f"{tmp_path}:tiny-full:{LABEL}:{trained['seed']}",
+        f"--out={tmp_path / 'tradeoff'}",
+        "--name=tiny-tradeoff",
+    ]
+    # a fresh process: the script must set up the plugin's evaluation itself
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, cwd=tmp_path)
+    runs = json.loads((tmp_path / "tradeoff" / "tiny-tradeoff.json").read_text())["runs"]
+    assert [run["label"] for run in runs] == [LABEL, f"{LABEL} tol0", f"{LABEL} tol0.5"]
+    assert runs[1]["test_result"] == trained["test_result"]
+    # the tiny data has no never-trained item: every tolerance keeps the best setting
+    assert runs[2]["test_result"] == trained["test_result"]
+    report = (tmp_path / "tradeoff" / "tiny-tradeoff.md").read_text()
+    assert "MRR (%) by test target" in report and "profile_tradeoff.py" in report
