@@ -48,7 +48,8 @@ def rebuilt(checkpoint: dict, label: str, data_path: str):
     """The checkpoint's model, data and settings under ``label``'s profile grid, and its trainer."""
     config = checkpoint["config"]
     profile = {key: value for key, value in VARIANTS[label].items() if "profile" in key}
-    for key in [k for k in config.final_config_dict if k.startswith("content_profile_")]:
+    trained = [key for key in config.final_config_dict if key.startswith("content_profile_")]
+    for key in {*trained, *profile}:
         config[key] = profile.get(key)  # the label's grid, nothing of the trained one's
     config["data_path"] = str(Path(data_path) / config["dataset"])  # this machine's copy
     config["show_progress"] = False

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from test_bench import bench
+
+from recbole_llmemf.bench.specs import VARIANTS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_tradeoff.py"
 
@@ -40,3 +43,24 @@ def test_tolerance_zero_on_the_trained_grid_reproduces_the_benchmark_row(tiny_da
     assert runs[2]["test_result"] == trained["test_result"]
     report = (tmp_path / "tradeoff" / "tiny-tradeoff.md").read_text()
     assert "MRR (%) by test target" in report and "profile_tradeoff.py" in report
+
+
+def test_another_labels_grid_replaces_the_trained_one(tiny_dataset, tmp_path):
+    """Trained with the constant cold offset, re-chosen with the mixture's grid: every row's
+    settings are the mixture's, and a key the checkpoint's config lacks (an older run's) is set."""
+    trained_label = "LLMEMF-ids+text-cold-profile"
+    assert bench(tiny_dataset, tmp_path, f"--models={trained_label}") == 0
+    seed = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]["seed"]
+    checkpoint = tmp_path / "checkpoints" / "tiny-full" / f"{trained_label}-seed{seed}.pth"
+    saved = torch.load(checkpoint, weights_only=False)
+    del saved["config"].final_config_dict["content_profile_warm_temperatures"]
+    torch.save(saved, checkpoint)
+    argv = [str(checkpoint), f"--data-path={tiny_dataset.data_path}", "--tolerances", "0"]
+    argv += [f"--label={LABEL}", f"--out={tmp_path / 'tradeoff'}", "--name=tiny-tradeoff"]
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, cwd=tmp_path)
+    runs = json.loads((tmp_path / "tradeoff" / "tiny-tradeoff.json").read_text())["runs"]
+    chosen = runs[0]["config"]["chosen"]
+    warm = {
+        f"experts: trained / {t:g}," for t in VARIANTS[LABEL]["content_profile_warm_temperatures"]
+    }
+    assert len(chosen) == 2 and all(any(w in text for w in warm) for text in chosen)
