@@ -35,12 +35,7 @@ from recbole_llmemf.bench.records import Run
 from recbole_llmemf.bench.report import write_files
 from recbole_llmemf.bench.run import finished_runs
 from recbole_llmemf.bench.specs import VARIANTS
-from recbole_llmemf.trainer.profile_choice import (
-    best_setting,
-    describe,
-    set_profile,
-    validate_settings,
-)
+from recbole_llmemf.trainer.profile_choice import apply_choice, validate_settings
 from recbole_llmemf.utils.checkpoint import load_checkpoint
 
 
@@ -69,20 +64,12 @@ def tradeoff_runs(args) -> tuple[list[Run], Config]:
     config, trainer, train_data, valid_data, test_data = rebuilt(
         checkpoint, args.label, args.data_path
     )
-    model = trainer.model
     settings, values, cold_values = validate_settings(trainer, valid_data)
     if cold_values is None:
         raise ValueError(f"{args.label} scores no item by content alone: no tolerance to trade")
     runs = []
     for tolerance in args.tolerances:
-        chosen = []
-        for domain, name in enumerate(model.domain_names):
-            index = best_setting(values[domain], cold_values[domain], tolerance)
-            set_profile(model.content_profile, domain, settings[index])
-            chosen.append(
-                f"{name}: {describe(settings[index])}, validation {values[domain][index]:.4f}, "
-                f"never-trained with content {cold_values[domain][index]:.4f}"
-            )
+        chosen = apply_choice(trainer.model, settings, values, cold_values, tolerance)
         print(f"[profile-tradeoff] tolerance {tolerance:g}: " + "; ".join(chosen), flush=True)
         started = time.perf_counter()
         result = trainer.evaluate(test_data, load_best_model=False)
@@ -131,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = (
         f"Rows `{args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
         f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
-        f"{command}`); the others are benchmark rows (--with), the first the reference."
+        f"{command}`); the others are finished benchmark rows (--with), the reference the one with "
+        "the best validation score."
     )
     rows = with_runs(args.with_rows, config["dataset"]) + runs
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -266,6 +266,9 @@ def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_da
         build(tiny_dataset, content_profile_cold_temperatures=[1.0])
     with pytest.raises(ValueError, match="needs content_profile_cold_temperatures"):
         build(tiny_dataset, **COLD, content_profile_warm_temperatures=[1.0])
+    for tolerance, options in ((0.01, {}), (1.0, COLD), (-0.1, COLD)):
+        with pytest.raises(ValueError, match="content_profile_cold_tolerance"):
+            build(tiny_dataset, **options, content_profile_cold_tolerance=tolerance)
 
 
 def test_the_trained_experts_temperatures_default_to_the_cold_experts(tiny_dataset):
@@ -293,10 +296,10 @@ def test_a_cold_tolerance_chooses_the_best_on_never_trained_targets_among_the_ne
 
 
 def test_the_tolerance_is_applied_to_every_domain_on_validation(tiny_dataset):
-    """Through the trainer: with a tolerance of 1 (any setting), each domain gets the setting
+    """Through the trainer: with a tolerance of 0.99 (about any setting), each domain gets the setting
     best on its never-trained validation targets."""
     config, model, _, valid_data, _ = build(
-        tiny_dataset, **MIXTURE, content_profile_cold_tolerance=1.0
+        tiny_dataset, **MIXTURE, content_profile_cold_tolerance=0.99
     )
     mark_every_third_item_cold(model.content_profile)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)

@@ -64,11 +64,13 @@ class ContentProfile(nn.Module):
         n_domains: int,
         cold_items: torch.Tensor | None = None,
         mixture: bool = False,
+        cold_tolerance: float = 0.0,
     ):
         """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
         loaded for the profile alone when the model does not encode that modality).
         ``cold_items``: ``[n_items]`` bool, the items scored by content alone; None: none.
-        ``mixture``: the two kinds of item as two experts (``content_profile_cold_temperatures``)."""
+        ``mixture``: the two kinds of item as two experts (``content_profile_cold_temperatures``).
+        ``cold_tolerance``: how the trainer chooses the settings (``content_profile_cold_tolerance``)."""
         super().__init__()
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
@@ -76,7 +78,7 @@ class ContentProfile(nn.Module):
         # 0 until a validation chooses (the paper's scores); saved with the weights
         self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
-        self.mixture = mixture
+        self.mixture, self.cold_tolerance = mixture, cold_tolerance
         if cold_items is not None:
             self.register_buffer("cold_offset", torch.zeros(n_domains))
             if mixture:
@@ -116,12 +118,18 @@ class ContentProfile(nn.Module):
                 "content_profile_warm_temperatures needs content_profile_cold_temperatures, the "
                 "mixture it tunes"
             )
+        tolerance = config["content_profile_cold_tolerance"] or 0.0
+        if not 0 <= tolerance < 1 or (tolerance and not offsets):
+            raise ValueError(
+                f"content_profile_cold_tolerance: {tolerance}; a fraction in [0, 1) of the best "
+                "validation score, with content_profile_cold_offsets"
+            )
         cold = None
         if offsets:
             cold = training_target_counts(dataset) == 0
             cold[0] = False  # padding
         matrices = {modality: read() for modality, read in read_matrices.items()}
-        return cls(matrices, n_domains, cold, mixture=bool(temperatures))
+        return cls(matrices, n_domains, cold, bool(temperatures), tolerance)
 
     def items_with_content(self) -> torch.Tensor:
         """``[n_items]`` bool: the items with a vector in a profiled modality; the others score a

@@ -191,9 +191,6 @@ class LLMEMF(SequentialRecommender):
             reps.append(rep * (last >= 0).unsqueeze(-1))
         return torch.stack(reps, dim=1)  # [3 M P H]
 
-    def frozen_matrices(self) -> dict[str, torch.Tensor]:
-        return {m: getattr(self, f"{m}_matrix") for m in self.modalities[1:]}
-
     def frozen_matrix(self, dataset, modality: str) -> torch.Tensor:
         """The unit frozen matrix of ``modality``: the model's own, or read for the profile."""
         if modality in self.modalities:

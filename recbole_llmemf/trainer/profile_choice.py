@@ -61,14 +61,24 @@ def choose_profile(trainer, valid_data) -> None:
     ``content_profile_cold_tolerance``, those best on the never-trained targets with content among
     the settings within that fraction of the best."""
     settings, values, cold_values = validate_settings(trainer, valid_data)
-    tolerance = trainer.config["content_profile_cold_tolerance"]
+    tolerance = trainer.model.content_profile.cold_tolerance
+    chosen = apply_choice(trainer.model, settings, values, cold_values, tolerance)
+    logger.info("content profile on validation (%s): %s", trainer.valid_metric, "; ".join(chosen))
+
+
+def apply_choice(model, settings, values, cold_values, tolerance: float) -> list[str]:
+    """Put each target domain's :func:`best_setting` in ``model.content_profile``; per domain, a
+    line saying which, with its validation values."""
     chosen = []
-    for domain, name in enumerate(trainer.model.domain_names):
+    for domain, name in enumerate(model.domain_names):
         cold = None if cold_values is None else cold_values[domain]
         index = best_setting(values[domain], cold, tolerance)
-        set_profile(trainer.model.content_profile, domain, settings[index])
-        chosen.append(f"{name} {describe(settings[index])} ({values[domain][index]:.4f})")
-    logger.info("content profile on validation (%s): %s", trainer.valid_metric, "; ".join(chosen))
+        set_profile(model.content_profile, domain, settings[index])
+        line = f"{name} {describe(settings[index])} ({values[domain][index]:.4f}"
+        if cold is not None:
+            line += f"; never-trained targets with content {cold[index]:.4f}"
+        chosen.append(line + ")")
+    return chosen
 
 
 def best_setting(values: list[float], cold_values: list[float] | None, tolerance: float) -> int:
