@@ -27,15 +27,29 @@ def built(tiny_dataset, **options):
     return ContentCosine(config, train_data._dataset), train_data, test_data
 
 
-def test_scores_are_the_cosine_with_the_mean_vector_of_the_history(tiny_dataset):
-    model, train_data, test_data = built(tiny_dataset)
+@pytest.mark.parametrize("history", ["all", "domain"])
+def test_scores_are_the_cosine_with_the_mean_vector_of_the_history(tiny_dataset, history):
+    """By hand; with ``content_profile_history: domain``, of the history's items of the
+    target's domain, and of the whole history where it has none with a vector."""
+    model, train_data, test_data = built(tiny_dataset, content_profile_history=history)
+    dataset = train_data._dataset
+    domain_of = dataset.item_feat["domain"]  # token ids of the domain names, padding 0
     batch = next(iter(test_data))[0]
     scores = model.full_sort_predict(batch)
     expected = torch.zeros_like(scores)
+    fell_back = kept_fewer = 0
     for modality in ("image", "text"):
-        matrix, has_vector = load_item_matrix(train_data._dataset, modality)
-        for row, (history, length) in enumerate(zip(batch["item_id_list"], batch["item_length"])):
-            items = [i for i in history[:length].tolist() if has_vector[i]]
+        matrix, has_vector = load_item_matrix(dataset, modality)
+        for row, (history_items, length) in enumerate(
+            zip(batch["item_id_list"], batch["item_length"])
+        ):
+            items = [i for i in history_items[:length].tolist() if has_vector[i]]
+            target_domain = domain_of[batch["item_id"][row]]
+            in_domain = [i for i in items if domain_of[i] == target_domain]
+            if history == "domain" and in_domain:
+                kept_fewer += len(in_domain) < len(items)
+                items = in_domain
+            fell_back += history == "domain" and bool(items) and not in_domain
             if not items:
                 continue
             profile = F.normalize(matrix[items], dim=-1).mean(0)
@@ -46,6 +60,13 @@ def test_scores_are_the_cosine_with_the_mean_vector_of_the_history(tiny_dataset)
     rows = torch.arange(len(items))
     torch.testing.assert_close(model.predict(batch), scores[rows, items])
     assert not any(p.requires_grad and p.abs().sum() > 0 for p in model.parameters())
+    if history == "domain":  # both cases occur in the batch
+        assert kept_fewer > 0 and fell_back > 0
+
+
+def test_the_history_is_all_or_domain(tiny_dataset):
+    with pytest.raises(ValueError, match="content_profile_history"):
+        built(tiny_dataset, content_profile_history="last")
 
 
 def test_one_modality_and_none(tiny_dataset):

@@ -56,11 +56,14 @@ def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset):
         assert torch.equal(model.full_sort_predict(batch), paper.full_sort_predict(batch))
 
 
-def test_evaluation_adds_the_scaled_content_cosine_of_the_whole_history(tiny_dataset):
-    """By hand: the paper's scores plus each target domain's scale times ContentCosine's score."""
-    _, model, _, _, test_data = build(tiny_dataset, content_profile_scales=SCALES)
+@pytest.mark.parametrize("history", ["all", "domain"])
+def test_evaluation_adds_the_scaled_content_cosine_of_the_history(tiny_dataset, history):
+    """By hand: the paper's scores plus each target domain's scale times ContentCosine's score
+    (of the same history: whole, or the target domain's items; test_content_cosine.py)."""
+    options = {"content_profile_history": history}
+    _, model, _, _, test_data = build(tiny_dataset, content_profile_scales=SCALES, **options)
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
-    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)  # image + text, as LLMEMF here
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, **options)  # image + text, as here
     paper.load_state_dict(model.state_dict(), strict=False)
     batch = next(iter(test_data))[0]
     items = batch["item_id"]

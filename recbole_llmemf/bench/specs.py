@@ -92,7 +92,16 @@ CONTENT = {
         **COLD_MIXTURE,
         "content_profile_modalities": ["text"],
     },
+    # ... with the profile of the target domain's history items
+    "LLMEMF-ids+text-domain-mixture": {
+        **ABLATIONS["LLMEMF-ids"],
+        **COLD_MIXTURE,
+        "content_profile_modalities": ["text"],
+        "content_profile_history": "domain",
+    },
 }
+# ContentCosine of the target domain's history items (model/content_cosine.py)
+CONTENT_ONLY = {"ContentCosine-domain": {"content_profile_history": "domain"}}
 # LLMEMF as the paper describes it: the package's defaults (issue 28) undone
 PAPER = {"LLMEMF-paper": {"learning_rate": 0.001, "content_profile_scales": None}}
 # The opt-in sampled softmax (model/sampled_softmax.py) against the exact loss; by name only
@@ -156,6 +165,8 @@ def model_specs(models: str, ablations: bool) -> list[tuple[str, str, dict]]:
 def _spec(label: str) -> tuple[str, str, dict]:
     if label in VARIANTS:
         return label, "LLMEMF", VARIANTS[label]
+    if label in CONTENT_ONLY:
+        return label, "ContentCosine", CONTENT_ONLY[label]
     backbone, enhanced, ablation = label.partition(ENHANCED)
     if enhanced:
         if ablation and ablation[1:] not in DMESR_ABLATIONS:

@@ -3,7 +3,8 @@
 A candidate scores the cosine between its frozen content vector and the mean content vector of the
 history's items that have one, summed over the modalities in use (``use_image``, ``use_text``). An
 item without a vector scores 0 in that modality, and a history without any scores every item 0, so
-the tie rule of the evaluation ranks it at random. It is the row that tells, in every benchmark
+the tie rule of the evaluation ranks it at random. With ``content_profile_history: domain``, the mean of the
+history's items of the target's domain only (the whole history's where it has none). It is the row that tells, in every benchmark
 table, how far content carries the ranking by itself, above all for items the IDs know nothing of.
 """
 
@@ -16,7 +17,13 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_llmemf.data.dataset import MODALITIES, load_item_matrix
-from recbole_llmemf.model.content_profile import history_profiles, profile_cosines
+from recbole_llmemf.data.domains import item_domains
+from recbole_llmemf.model.content_profile import (
+    domain_history,
+    history_profiles,
+    of_domain_history,
+    profile_cosines,
+)
 
 
 class ContentCosine(SequentialRecommender):
@@ -32,19 +39,31 @@ class ContentCosine(SequentialRecommender):
             self.register_buffer(
                 f"{modality}_matrix", F.normalize(matrix, dim=-1), persistent=False
             )
+        item_domain = None
+        if of_domain_history(config):  # the profile of the target domain's history items
+            item_domain, _ = item_domains(dataset, config["domain_field"])
+        self.register_buffer("item_domain", item_domain, persistent=False)
         # RecBole's optimizer needs a parameter; there is nothing to learn (as in its ItemKNN)
         self.fake_loss = nn.Parameter(torch.zeros(1))
 
     def matrices(self) -> dict[str, torch.Tensor]:
         return {m: getattr(self, f"{m}_matrix") for m in self.modalities}
 
+    def profiles(self, interaction) -> list[torch.Tensor]:
+        """The history's profile per modality; with ``content_profile_history: domain``, of the
+        items of the row's item's domain (the target's, as the domain-aware evaluation ranks)."""
+        item_seq, keep = interaction[self.ITEM_SEQ], None
+        if self.item_domain is not None:
+            target_domain = self.item_domain[interaction[self.ITEM_ID]]
+            keep = domain_history(self.item_domain, item_seq, target_domain)
+        return history_profiles(self.matrices(), item_seq, keep)
+
     def calculate_loss(self, interaction):
         return self.fake_loss
 
     def predict(self, interaction):
-        profiles = history_profiles(self.matrices(), interaction[self.ITEM_SEQ])
-        return profile_cosines(profiles, self.matrices(), interaction[self.ITEM_ID], pairwise=True)
+        items = interaction[self.ITEM_ID]
+        return profile_cosines(self.profiles(interaction), self.matrices(), items, pairwise=True)
 
     def full_sort_predict(self, interaction):
-        profiles = history_profiles(self.matrices(), interaction[self.ITEM_SEQ])
-        return profile_cosines(profiles, self.matrices())
+        return profile_cosines(self.profiles(interaction), self.matrices())

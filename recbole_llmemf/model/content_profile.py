@@ -15,13 +15,38 @@ from recbole_llmemf.data.training_data import training_target_counts
 
 
 def history_profiles(
-    matrices: dict[str, torch.Tensor], item_seq: torch.Tensor
+    matrices: dict[str, torch.Tensor], item_seq: torch.Tensor, keep: torch.Tensor | None = None
 ) -> list[torch.Tensor]:
     """Per modality of ``matrices`` (unit frozen rows, zero where an item has no vector), the unit
     mean vector of each history of ``item_seq [B L]``: ``[B, D_m]``. Padding and items without a
     vector add nothing; a history without any vector has a zero profile, which scores 0 on every
-    item (ContentCosine's scorer)."""
-    return [F.normalize(matrix[item_seq].sum(dim=1), dim=-1) for matrix in matrices.values()]
+    item (ContentCosine's scorer). With ``keep`` (``[B L]`` bool), the mean of the kept items, and
+    the whole history's where a row keeps none with a vector."""
+    profiles = []
+    for matrix in matrices.values():
+        rows = matrix[item_seq]
+        profile = F.normalize(rows.sum(dim=1), dim=-1)
+        if keep is not None:
+            kept = F.normalize((rows * keep.unsqueeze(-1)).sum(dim=1), dim=-1)
+            profile = torch.where(kept.ne(0).any(-1, keepdim=True), kept, profile)
+        profiles.append(profile)
+    return profiles
+
+
+def of_domain_history(config) -> bool:
+    """``content_profile_history``: ``all`` (the whole history, ContentCosine's scorer as the
+    issue defined it) or ``domain`` (the target domain's items)."""
+    history = config["content_profile_history"] or "all"
+    if history not in ("all", "domain"):
+        raise ValueError(f"content_profile_history: {history!r}; one of 'all', 'domain'")
+    return history == "domain"
+
+
+def domain_history(item_domain: torch.Tensor, item_seq: torch.Tensor, domain) -> torch.Tensor:
+    """``[B L]``: the history items of the target ``domain`` (an index, or ``[B]``), for the
+    profile of ``content_profile_history: domain``."""
+    target = torch.as_tensor(domain, device=item_seq.device).view(-1, 1)
+    return item_domain[item_seq] == target
 
 
 def profile_cosines(
@@ -65,12 +90,15 @@ class ContentProfile(nn.Module):
         cold_items: torch.Tensor | None = None,
         mixture: bool = False,
         cold_tolerance: float = 0.0,
+        item_domain: torch.Tensor | None = None,
     ):
         """``matrices``: unit frozen rows per modality (the model's own tensors, not copied, or
         loaded for the profile alone when the model does not encode that modality).
         ``cold_items``: ``[n_items]`` bool, the items scored by content alone; None: none.
         ``mixture``: the two kinds of item as two experts (``content_profile_cold_temperatures``).
-        ``cold_tolerance``: how the trainer chooses the settings (``content_profile_cold_tolerance``)."""
+        ``cold_tolerance``: how the trainer chooses the settings (``content_profile_cold_tolerance``).
+        ``item_domain``: ``[n_items]``, for a profile of the target domain's history items only
+        (``content_profile_history: domain``); None: of the whole history."""
         super().__init__()
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
@@ -78,6 +106,7 @@ class ContentProfile(nn.Module):
         # 0 until a validation chooses (the paper's scores); saved with the weights
         self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
+        self.register_buffer("item_domain", item_domain, persistent=False)
         self.mixture, self.cold_tolerance = mixture, cold_tolerance
         if cold_items is not None:
             self.register_buffer("cold_offset", torch.zeros(n_domains))
@@ -96,10 +125,11 @@ class ContentProfile(nn.Module):
         config,
         dataset,
         read_matrices: dict[str, Callable[[], torch.Tensor]],
-        n_domains: int,
+        item_domain: torch.Tensor,
     ) -> ContentProfile | None:
         """The profile of ``content_profile_scales`` over the modalities of ``read_matrices``
-        (each reads its unit frozen matrix), None where off or without a modality. With
+        (each reads its unit frozen matrix), None where off or without a modality; ``item_domain``
+        ``[n_items]`` (padding -1) gives the domains. With
         ``content_profile_cold_offsets``, the items never a training target of ``dataset`` (the
         training split) are scored by content alone."""
         scales, offsets = config["content_profile_scales"], config["content_profile_cold_offsets"]
@@ -129,7 +159,9 @@ class ContentProfile(nn.Module):
             cold = training_target_counts(dataset) == 0
             cold[0] = False  # padding
         matrices = {modality: read() for modality, read in read_matrices.items()}
-        return cls(matrices, n_domains, cold, bool(temperatures), tolerance)
+        n_domains = int(item_domain.max()) + 1
+        by_domain = item_domain if of_domain_history(config) else None
+        return cls(matrices, n_domains, cold, bool(temperatures), tolerance, by_domain)
 
     def items_with_content(self) -> torch.Tensor:
         """``[n_items]`` bool: the items with a vector in a profiled modality; the others score a
@@ -149,7 +181,11 @@ class ContentProfile(nn.Module):
         ``pairwise``: one item per row) for the histories ``item_seq``, with the profile, ranked
         as ``domain``'s (an index, or ``[B]`` with ``pairwise``)."""
         matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
-        cosines = profile_cosines(history_profiles(matrices, item_seq), matrices, items, pairwise)
+        keep = (
+            None if self.item_domain is None else domain_history(self.item_domain, item_seq, domain)
+        )
+        profiles = history_profiles(matrices, item_seq, keep)
+        cosines = profile_cosines(profiles, matrices, items, pairwise)
         if self.recorded is not None and not pairwise:
             self.recorded.append((domain, items, scores, cosines))
             return scores

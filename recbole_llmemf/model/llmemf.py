@@ -145,7 +145,7 @@ class LLMEMF(SequentialRecommender):
         if set(profiled) - set(MODALITIES):
             raise ValueError(f"content_profile_modalities: {profiled}; known: {MODALITIES}")
         read = {m: partial(self.frozen_matrix, dataset, m) for m in profiled}
-        self.content_profile = ContentProfile.from_config(config, dataset, read, 2)
+        self.content_profile = ContentProfile.from_config(config, dataset, read, self.item_domain)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
