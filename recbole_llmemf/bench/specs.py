@@ -93,6 +93,7 @@ CONTENT = {
         "content_profile_modalities": ["text"],
     },
     # ... with the profile of the target domain's history items
+    "LLMEMF+domain-mixture": {**COLD_MIXTURE, "content_profile_history": "domain"},
     "LLMEMF-ids+text-domain-mixture": {
         **ABLATIONS["LLMEMF-ids"],
         **COLD_MIXTURE,
