@@ -59,8 +59,8 @@ def rebuilt(checkpoint: dict, label: str, data_path: str):
     return config, trainer, train_data, valid_data, test_data
 
 
-def tradeoff_runs(args) -> tuple[list[Run], Config]:
-    checkpoint = load_checkpoint(args.checkpoint, map_location="cpu")
+def tradeoff_runs(args, checkpoint: dict) -> tuple[list[Run], Config]:
+    """Per tolerance, the row of the settings it chooses on validation, tested."""
     config, trainer, train_data, valid_data, test_data = rebuilt(
         checkpoint, args.label, args.data_path
     )
@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.label not in VARIANTS:
         parser.error(f"--label {args.label}: not a benchmark label")
-    runs, config = tradeoff_runs(args)
+    checkpoint = load_checkpoint(args.checkpoint, map_location="cpu")
+    rows = with_runs(args.with_rows, checkpoint["config"]["dataset"])  # before the long pass
+    runs, config = tradeoff_runs(args, checkpoint)
     command = shlex.join(sys.argv[1:] if argv is None else argv)
     settings = (
         f"Rows `{args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{command}`); the others are finished benchmark rows (--with), the reference the one with "
         "the best validation score."
     )
-    rows = with_runs(args.with_rows, config["dataset"]) + runs
+    rows += runs
     Path(args.out).mkdir(parents=True, exist_ok=True)
     dataset_dir = Path(args.data_path) / config["dataset"]
     write_files(Path(args.out), args.name, rows, dataset_dir, config["protocol"], settings)
