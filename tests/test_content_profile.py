@@ -24,6 +24,7 @@ from recbole_llmemf.trainer.profile_choice import (
 )
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
+DOMAIN = {"content_profile_history": "domain"}  # LLMEMF's default; ContentCosine's is all
 
 
 def build(tiny_dataset, model_class=LLMEMF, **options):
@@ -51,6 +52,7 @@ def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset):
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     paper.load_state_dict(model.state_dict(), strict=False)
     assert model.content_profile.scale.tolist() == [0.0, 0.0]
+    assert model.content_profile.item_domain is not None  # of the target domain's history
     batch = next(iter(test_data))[0]
     with torch.no_grad():
         assert torch.equal(model.full_sort_predict(batch), paper.full_sort_predict(batch))
@@ -118,7 +120,7 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
         tiny_dataset, **ids_only, content_profile_scales=SCALES, content_profile_modalities=["text"]
     )
     _, plain, _, _, _ = build(tiny_dataset, **ids_only)
-    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, use_image=False)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, use_image=False, **DOMAIN)
     assert model.modalities == ["id"] and not hasattr(model, "text_matrix")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
     plain.load_state_dict(model.state_dict(), strict=False)
@@ -145,7 +147,7 @@ def with_references(tiny_dataset, options: dict):
     ContentCosine scorer of the same modalities, and the test data."""
     _, model, _, _, test_data = build(tiny_dataset, **options)
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
-    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine)
+    _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, **DOMAIN)
     paper.load_state_dict(model.state_dict(), strict=False)
     return model, paper, cosine, test_data
 

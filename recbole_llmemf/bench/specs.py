@@ -56,12 +56,14 @@ ABLATIONS = {
 
 
 # ContentCosine's score inside LLMEMF, its scale chosen on validation per domain (content_profile.ContentProfile)
-PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8]}
+# (over the whole history, as the published rows ran before issue 29 made the domain's the default)
+PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8], "content_profile_history": "all"}
 # ... and items never a training target scored by the profile alone, its offset chosen with it
 COLD_PROFILE = {**PROFILE, "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5]}
 # ... or trained and never-trained items as two experts normalised per case, the offset their log prior
 # (grid around what validation chose on Food-Kitchen's IDs-only weights: 216 settings)
 COLD_MIXTURE = {
+    "content_profile_history": "all",
     "content_profile_scales": [0, 1, 2, 4],
     "content_profile_cold_offsets": [-5, -4, -3, -2, -1, 0],
     "content_profile_warm_temperatures": [0.4, 0.8, 1.6],
