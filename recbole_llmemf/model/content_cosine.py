@@ -3,9 +3,10 @@
 A candidate scores the cosine between its frozen content vector and the mean content vector of the
 history's items that have one, summed over the modalities in use (``use_image``, ``use_text``). An
 item without a vector scores 0 in that modality, and a history without any scores every item 0, so
-the tie rule of the evaluation ranks it at random. With ``content_profile_history: domain``, the mean of the
-history's items of the target's domain only (the whole history's where it has none). It is the row that tells, in every benchmark
-table, how far content carries the ranking by itself, above all for items the IDs know nothing of.
+the tie rule of the evaluation ranks it at random. With ``content_profile_history: domain``, the
+mean of the history's items of the target's domain only (the whole history's where it has none).
+It is the row that tells, in every benchmark table, how far content carries the ranking by itself,
+above all for items the IDs know nothing of.
 """
 
 from __future__ import annotations
