@@ -53,10 +53,9 @@ class ContentCosine(SequentialRecommender):
     def profiles(self, interaction) -> list[torch.Tensor]:
         """The history's profile per modality; with ``content_profile_history: domain``, of the
         items of the row's item's domain (the target's, as the domain-aware evaluation ranks)."""
-        item_seq, keep = interaction[self.ITEM_SEQ], None
-        if self.item_domain is not None:
-            target_domain = self.item_domain[interaction[self.ITEM_ID]]
-            keep = domain_history(self.item_domain, item_seq, target_domain)
+        item_seq, items = interaction[self.ITEM_SEQ], interaction[self.ITEM_ID]
+        target_domain = None if self.item_domain is None else self.item_domain[items]
+        keep = domain_history(self.item_domain, item_seq, target_domain)
         return history_profiles(self.matrices(), item_seq, keep)
 
     def calculate_loss(self, interaction):

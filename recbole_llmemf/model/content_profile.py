@@ -42,9 +42,14 @@ def of_domain_history(config) -> bool:
     return history == "domain"
 
 
-def domain_history(item_domain: torch.Tensor, item_seq: torch.Tensor, domain) -> torch.Tensor:
-    """``[B L]``: the history items of the target ``domain`` (an index, or ``[B]``), for the
-    profile of ``content_profile_history: domain``."""
+def domain_history(
+    item_domain: torch.Tensor | None, item_seq: torch.Tensor, domain
+) -> torch.Tensor | None:
+    """``[B L]``: the history items of the target ``domain`` (an index, or ``[B]``), the ``keep`` of
+    :func:`history_profiles` for ``content_profile_history: domain``; None (the whole history)
+    without ``item_domain``."""
+    if item_domain is None:
+        return None
     target = torch.as_tensor(domain, device=item_seq.device).view(-1, 1)
     return item_domain[item_seq] == target
 
@@ -181,10 +186,9 @@ class ContentProfile(nn.Module):
         ``pairwise``: one item per row) for the histories ``item_seq``, with the profile, ranked
         as ``domain``'s (an index, or ``[B]`` with ``pairwise``)."""
         matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
-        keep = (
-            None if self.item_domain is None else domain_history(self.item_domain, item_seq, domain)
+        profiles = history_profiles(
+            matrices, item_seq, domain_history(self.item_domain, item_seq, domain)
         )
-        profiles = history_profiles(matrices, item_seq, keep)
         cosines = profile_cosines(profiles, matrices, items, pairwise)
         if self.recorded is not None and not pairwise:
             self.recorded.append((domain, items, scores, cosines))

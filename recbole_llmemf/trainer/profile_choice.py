@@ -139,9 +139,9 @@ def describe(setting: Setting) -> str:
 
 
 # Per case, ``[h, e, positives]`` under every setting: ``[cases, settings, 3]``, and whether its
-# target was never a training target and has content to be ranked by: ``[cases]``. rec.* keys of the collector's struct, so that a
-# multi-process evaluation gathers them with the ties (trainer/distributed.py: gather_cases) and
-# every process chooses from all cases.
+# target was never a training target and has content to be ranked by: ``[cases]``. rec.* keys of
+# the collector's struct, so that a multi-process evaluation gathers them with the ties
+# (trainer/distributed.py: gather_cases) and every process chooses from all cases.
 SETTING_TIES = "rec.profile_setting_ties"
 COLD_WITH_CONTENT = "rec.profile_cold_target_with_content"
 
