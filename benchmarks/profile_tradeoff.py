@@ -34,18 +34,33 @@ from recbole_llmemf.bench.groups import attach_train_counts
 from recbole_llmemf.bench.records import Run
 from recbole_llmemf.bench.report import write_files
 from recbole_llmemf.bench.run import finished_runs
-from recbole_llmemf.bench.specs import VARIANTS
+from recbole_llmemf.bench.specs import VARIANTS, parse_set
+from recbole_llmemf.config.configurator import model_yaml_files
 from recbole_llmemf.trainer.profile_choice import apply_choice, validate_settings
 from recbole_llmemf.utils.checkpoint import load_checkpoint
 
 
-def rebuilt(checkpoint: dict, label: str, data_path: str):
-    """The checkpoint's model, data and settings under ``label``'s profile grid, and its trainer."""
+def profile_grid(label: str, changes: dict) -> dict:
+    """The ``content_profile_*`` keys of ``label`` (LLMEMF's yaml defaults where the label leaves
+    one), with ``changes`` (--set) over them."""
+    import yaml
+
+    (llmemf_yaml,) = model_yaml_files("LLMEMF", None)
+    defaults = yaml.safe_load(llmemf_yaml.read_text(encoding="utf-8"))
+    grid = {key: value for key, value in defaults.items() if key.startswith("content_profile_")}
+    unknown = [key for key in changes if key not in grid]
+    if unknown:
+        raise SystemExit(f"--set {unknown}: not content_profile_* keys of LLMEMF")
+    label_keys = {key: value for key, value in VARIANTS[label].items() if key in grid}
+    return {**grid, **label_keys, **changes}
+
+
+def rebuilt(checkpoint: dict, grid: dict, data_path: str):
+    """The checkpoint's model, data and settings under the profile ``grid``, and its trainer."""
     config = checkpoint["config"]
-    profile = {key: value for key, value in VARIANTS[label].items() if "profile" in key}
     trained = [key for key in config.final_config_dict if key.startswith("content_profile_")]
-    for key in {*trained, *profile}:
-        config[key] = profile.get(key)  # the label's grid, nothing of the trained one's
+    for key in {*trained, *grid}:
+        config[key] = grid.get(key)  # the grid, nothing of the trained one's
     config["data_path"] = str(Path(data_path) / config["dataset"])  # this machine's copy
     config["show_progress"] = False
     init_seed(config["seed"], config["reproducibility"])
@@ -59,22 +74,20 @@ def rebuilt(checkpoint: dict, label: str, data_path: str):
     return config, trainer, train_data, valid_data, test_data
 
 
-def tradeoff_runs(args, checkpoint: dict) -> tuple[list[Run], Config]:
-    """Per tolerance, the row of the settings it chooses on validation, tested."""
-    config, trainer, train_data, valid_data, test_data = rebuilt(
-        checkpoint, args.label, args.data_path
-    )
+def tradeoff_runs(args, checkpoint: dict, grid: dict) -> tuple[list[Run], Config]:
+    """Per tolerance, the row of the settings of ``grid`` it chooses on validation, tested."""
+    config, trainer, train_data, valid_data, test_data = rebuilt(checkpoint, grid, args.data_path)
+    if trainer.model.content_profile is None:
+        raise SystemExit(f"{args.label}: no content profile to choose")
     settings, values, cold_values = validate_settings(trainer, valid_data)
-    if cold_values is None:
-        raise ValueError(f"{args.label} scores no item by content alone: no tolerance to trade")
     runs = []
     for tolerance in args.tolerances:
         chosen = apply_choice(trainer.model, settings, values, cold_values, tolerance)
         print(f"[profile-tradeoff] tolerance {tolerance:g}: " + "; ".join(chosen), flush=True)
         started = time.perf_counter()
         result = trainer.evaluate(test_data, load_best_model=False)
-        run = Run(f"{args.label} tol{tolerance:g}", "LLMEMF", config["seed"])
-        run.config = {"content_profile_cold_tolerance": tolerance, "chosen": chosen}
+        run = Run(f"{args.label}{args.suffix} tol{tolerance:g}", "LLMEMF", config["seed"])
+        run.config = {**grid, "content_profile_cold_tolerance": tolerance, "chosen": chosen}
         run.eval_seconds = [time.perf_counter() - started]  # the test's, as the benchmark's
         run.test_result = {key: float(value) for key, value in result.items()}
         run.cases = trainer.last_cases
@@ -104,21 +117,44 @@ def main(argv: list[str] | None = None) -> int:
         default="LLMEMF-ids+text-cold-mixture",
         help="the benchmark label whose profile grid is searched (bench/specs.py)",
     )
-    parser.add_argument("--tolerances", type=float, nargs="+", default=[0.0, 0.01, 0.02])
     parser.add_argument(
-        "--with", dest="with_rows", nargs="*", default=[], metavar="DIR:STEM:LABEL:SEED"
+        "--tolerances",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.01, 0.02],
+        help="content_profile_cold_tolerance values; 0 alone for a label without cold items",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="content_profile_* values over the label's, e.g. "
+        "content_profile_warm_temperatures=[0.1,0.2,0.4]",
+    )
+    parser.add_argument("--suffix", default="", help="added to the rows' label, e.g. -tw0.1")
+    parser.add_argument(
+        "--with",
+        dest="with_rows",
+        nargs="*",
+        default=[],
+        metavar="DIR:STEM:LABEL:SEED",
+        help="finished rows to show beside, from a benchmark's or this script's json",
     )
     parser.add_argument("--out", default="out")
     parser.add_argument("--name", required=True, help="stem of the md / json / cases files")
     args = parser.parse_args(argv)
     if args.label not in VARIANTS:
         parser.error(f"--label {args.label}: not a benchmark label")
+    grid = profile_grid(args.label, parse_set(args.set)[0])
+    if not grid["content_profile_cold_offsets"] and any(args.tolerances):
+        parser.error(f"--label {args.label} scores no item by content alone: --tolerances 0")
     checkpoint = load_checkpoint(args.checkpoint, map_location="cpu")
     rows = with_runs(args.with_rows, checkpoint["config"]["dataset"])  # before the long pass
-    runs, config = tradeoff_runs(args, checkpoint)
+    runs, config = tradeoff_runs(args, checkpoint, grid)
     command = shlex.join(sys.argv[1:] if argv is None else argv)
     settings = (
-        f"Rows `{args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
+        f"Rows `{args.label}{args.suffix} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
         f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
         f"{command}`); the others are finished benchmark rows (--with), the reference the one with "
         "the best validation score."

@@ -64,3 +64,35 @@ def test_another_labels_grid_replaces_the_trained_one(tiny_dataset, tmp_path):
         f"experts: trained / {t:g}," for t in VARIANTS[LABEL]["content_profile_warm_temperatures"]
     }
     assert len(chosen) == 2 and all(any(w in text for w in warm) for text in chosen)
+
+
+def test_a_label_without_cold_items_and_set_values_over_a_labels_grid(tiny_dataset, tmp_path):
+    """A label without never-trained items takes tolerance 0 alone; ``--set`` replaces a key of the
+    label's grid; this script's rows serve as --with rows of the next run."""
+    assert bench(tiny_dataset, tmp_path, "--models=LLMEMF") == 0
+    seed = json.loads((tmp_path / "tiny-full.json").read_text())["runs"][0]["seed"]
+    checkpoint = tmp_path / "checkpoints" / "tiny-full" / f"LLMEMF-seed{seed}.pth"
+    common = [str(checkpoint), f"--data-path={tiny_dataset.data_path}", f"--out={tmp_path}"]
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPT), *common, "--label=LLMEMF+domain-profile", "--name=a"]
+        + ["--tolerances", "0", "0.01"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "--tolerances 0" in refused.stderr
+    argv = [*common, "--label=LLMEMF+domain-profile", "--tolerances", "0", "--name=profile"]
+    argv += ["--set", "content_profile_scales=[3]"]
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, cwd=tmp_path)
+    (row,) = json.loads((tmp_path / "profile.json").read_text())["runs"]
+    assert [text.split(" (")[0] for text in row["config"]["chosen"]] == ["Movie scale 3", "Book scale 3"]
+    argv = [*common, "--label=LLMEMF+domain-mixture", "--tolerances", "0", "--name=mixture"]
+    argv += ["--set", "content_profile_warm_temperatures=[0.3]", "--suffix=-tw0.3", "--with"]
+    argv += [f"{tmp_path}:profile:LLMEMF+domain-profile tol0:{seed}"]
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, cwd=tmp_path)
+    runs = json.loads((tmp_path / "mixture.json").read_text())["runs"]
+    assert [run["label"] for run in runs] == [
+        "LLMEMF+domain-profile tol0",
+        "LLMEMF+domain-mixture-tw0.3 tol0",
+    ]
+    assert all("experts: trained / 0.3," in text for text in runs[1]["config"]["chosen"])

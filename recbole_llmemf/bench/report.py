@@ -322,12 +322,13 @@ def write_files(
     }
     seeds = ",".join(str(seed) for seed in sorted({run.seed for run in runs}))
     commands = "; ".join(f"`llmemf-bench {c}`" for c in dict.fromkeys(r.command for r in runs) if c)
+    commands = f" Commands: {commands}." if commands else ""  # none: rows from another script
     header = (
         f"## {dataset}: test metrics (%), protocol `{protocol}` "
         f"({protocol_text.get(protocol, protocol)})\n\n"
         f"Seeds {seeds}; mean ± std where several (column n: the seeds a row has). "
         f"Best per column in bold. {SIGNIFICANCE_NOTE} "
-        f"{datetime.date.today()}. Commands: {commands}."
+        f"{datetime.date.today()}.{commands}"
         f"{retest_note(runs)}\n\n"
         f"{settings}"
     )

@@ -94,7 +94,8 @@ CONTENT = {
         **COLD_MIXTURE,
         "content_profile_modalities": ["text"],
     },
-    # ... with the profile of the target domain's history items
+    # ... with the profile of the target domain's history items (the first: LLMEMF's default)
+    "LLMEMF+domain-profile": {**PROFILE, "content_profile_history": "domain"},
     "LLMEMF+domain-mixture": {**COLD_MIXTURE, "content_profile_history": "domain"},
     "LLMEMF-ids+text-domain-mixture": {
         **ABLATIONS["LLMEMF-ids"],
