@@ -16,6 +16,7 @@ from recbole_llmemf.bench.significance import per_case_values
 from recbole_llmemf.data.training_data import training_target_counts
 from recbole_llmemf.model.content_cosine import ContentCosine
 from recbole_llmemf.trainer.profile_choice import (
+    Setting,
     best_setting,
     choose_profile,
     profile_settings,
@@ -25,6 +26,12 @@ from recbole_llmemf.trainer.profile_choice import (
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
 DOMAIN = {"content_profile_history": "domain"}  # LLMEMF's default; ContentCosine's is all
+COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
+MIXTURE = {
+    **COLD,
+    "content_profile_cold_temperatures": [0.1, 1.0],
+    "content_profile_warm_temperatures": [0.5, 2.0],
+}
 
 
 def build(tiny_dataset, model_class=LLMEMF, **options):
@@ -46,16 +53,35 @@ def test_off_as_in_the_paper_adds_no_buffer_and_no_score(tiny_dataset):
     assert not any("profile" in name for name in model.state_dict())
 
 
-def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset):
-    """The default (issue 28) adds 0 times the cosine before any validation: the paper's scores."""
-    _, model, _, _, test_data = build(tiny_dataset)
+@pytest.mark.parametrize("options", [{}, COLD, MIXTURE], ids=["default", "offset", "mixture"])
+def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset, options):
+    """Before any validation, the paper's scores, never-trained items included; a setting chosen
+    makes the profile act."""
+    config, model, _, _, test_data = build(tiny_dataset, **options)
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     paper.load_state_dict(model.state_dict(), strict=False)
-    assert model.content_profile.scale.tolist() == [0.0, 0.0]
-    assert model.content_profile.item_domain is not None  # of the target domain's history
+    profile = model.content_profile
+    assert profile.item_domain is not None  # of the target domain's history
+    if profile.cold_items is not None:
+        mark_every_third_item_cold(profile)
     batch = next(iter(test_data))[0]
     with torch.no_grad():
         assert torch.equal(model.full_sort_predict(batch), paper.full_sort_predict(batch))
+        choose(profile, *profile_settings(config, profile)[-1:] * 2)
+        assert not torch.equal(model.full_sort_predict(batch), paper.full_sort_predict(batch))
+
+
+def test_weights_saved_before_the_chosen_flag_load_as_chosen(tiny_dataset):
+    """Checkpoints written before the flag hold a validation's settings; a new one keeps its flag."""
+    _, model, _, _, _ = build(tiny_dataset)
+    state = model.state_dict()
+    assert state["content_profile.chosen"].item() is False
+    del state["content_profile.chosen"]
+    model.load_state_dict(state)
+    assert model.content_profile.chosen.item() is True
+    _, fresh, _, _, _ = build(tiny_dataset)
+    fresh.load_state_dict(build(tiny_dataset)[1].state_dict())
+    assert fresh.content_profile.chosen.item() is False
 
 
 @pytest.mark.parametrize("history", ["all", "domain"])
@@ -70,7 +96,7 @@ def test_evaluation_adds_the_scaled_content_cosine_of_the_history(tiny_dataset, 
     batch = next(iter(test_data))[0]
     items = batch["item_id"]
     rows = torch.arange(len(items))
-    model.content_profile.scale.copy_(torch.tensor([0.5, 3.0]))
+    choose(model.content_profile, Setting(0.5), Setting(3.0))
     with torch.no_grad():
         scores, plain = model.full_sort_predict(batch), paper.full_sort_predict(batch)
         content = cosine.full_sort_predict(batch)
@@ -103,7 +129,7 @@ def test_validation_chooses_each_domains_best_scale(tiny_dataset):
     chosen = model.content_profile.scale.tolist()
     by_scale = {}
     for scale in SCALES:
-        model.content_profile.scale.fill_(scale)
+        choose(model.content_profile, Setting(scale), Setting(scale))
         by_scale[scale] = trainer.evaluate(valid_data, load_best_model=False)
     for domain, name in enumerate(model.domain_names):
         values = [by_scale[scale][f"{name}/fullmrr"] for scale in SCALES]
@@ -125,7 +151,7 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
     plain.load_state_dict(model.state_dict(), strict=False)
     batch = next(iter(test_data))[0]
-    model.content_profile.scale.copy_(torch.tensor([2.0, 0.25]))
+    choose(model.content_profile, Setting(2.0), Setting(0.25))
     with torch.no_grad():
         scores, ids, text = (m.full_sort_predict(batch) for m in (model, plain, cosine))
     in_domain = torch.isfinite(ids)
@@ -134,12 +160,10 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
     assert text[in_domain].abs().sum() > 0
 
 
-COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
-MIXTURE = {
-    **COLD,
-    "content_profile_cold_temperatures": [0.1, 1.0],
-    "content_profile_warm_temperatures": [0.5, 2.0],
-}
+def choose(profile, *settings: Setting) -> None:
+    """Put one setting per domain in ``profile``, as a validation does."""
+    for domain, setting in enumerate(settings):
+        set_profile(profile, domain, setting)
 
 
 def with_references(tiny_dataset, options: dict):
@@ -183,9 +207,7 @@ def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset)
     model, paper, cosine, test_data = with_references(tiny_dataset, COLD)
     profile = model.content_profile
     cold = mark_every_third_item_cold(profile)
-    profile.scale.copy_(torch.tensor([0.5, 3.0]))
-    profile.cold_scale.copy_(torch.tensor([2.0, 1.5]))
-    profile.cold_offset.copy_(torch.tensor([0.25, -0.75]))
+    choose(profile, Setting(0.5, 2.0, 0.25), Setting(3.0, 1.5, -0.75))
     batch = next(iter(test_data))[0]
     items, rows = batch["item_id"], torch.arange(len(batch["item_id"]))
     with torch.no_grad():
@@ -241,10 +263,7 @@ def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_da
     model, paper, cosine, test_data = with_references(tiny_dataset, MIXTURE)
     profile = model.content_profile
     cold = mark_every_third_item_cold(profile)
-    profile.scale.copy_(torch.tensor([0.5, 3.0]))
-    profile.warm_temperature.copy_(torch.tensor([0.2, 1.0]))
-    profile.cold_temperature.copy_(torch.tensor([0.1, 0.5]))
-    profile.cold_offset.copy_(torch.tensor([-1.0, 0.5]))
+    choose(profile, Setting(0.5, None, -1.0, 0.2, 0.1), Setting(3.0, None, 0.5, 1.0, 0.5))
     batch = next(iter(test_data))[0]
     with torch.no_grad():
         scores, plain = model.full_sort_predict(batch), paper.full_sort_predict(batch)

@@ -108,7 +108,9 @@ class ContentProfile(nn.Module):
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
             self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
-        # 0 until a validation chooses (the paper's scores); saved with the weights
+        # The model's own scores (the paper's) until a validation chooses the settings, whatever
+        # they start at: the never-trained items' neither have a neutral value. Saved with them.
+        self.register_buffer("chosen", torch.tensor(False))
         self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
         self.register_buffer("item_domain", item_domain, persistent=False)
@@ -168,6 +170,11 @@ class ContentProfile(nn.Module):
         by_domain = item_domain if of_domain_history(config) else None
         return cls(matrices, n_domains, cold, bool(temperatures), tolerance, by_domain)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before the flag (issue 29) carry settings a validation chose
+        state_dict.setdefault(prefix + "chosen", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def items_with_content(self) -> torch.Tensor:
         """``[n_items]`` bool: the items with a vector in a profiled modality; the others score a
         cosine of 0 whatever the history."""
@@ -192,6 +199,8 @@ class ContentProfile(nn.Module):
         cosines = profile_cosines(profiles, matrices, items, pairwise)
         if self.recorded is not None and not pairwise:
             self.recorded.append((domain, items, scores, cosines))
+            return scores
+        if not self.chosen:
             return scores
         fused = scores + self.scale[domain] * cosines
         if self.cold_items is None:

@@ -121,6 +121,7 @@ def validate_settings(
 
 
 def set_profile(profile, domain: int, setting: Setting) -> None:
+    profile.chosen.fill_(True)
     for name, value in setting._asdict().items():
         if value is not None:
             getattr(profile, name)[domain] = value
