@@ -69,6 +69,13 @@ COLD_MIXTURE = {
     "content_profile_warm_temperatures": [0.4, 0.8, 1.6],
     "content_profile_cold_temperatures": [0.05, 0.1, 0.2],
 }
+# ... over the target domain's history; the trained expert's temperature below 0.4, which validation
+# chose on Food-Kitchen at the edge of the grid above (Kitchen then chose 0.2: 288 settings)
+DOMAIN_MIXTURE = {
+    **COLD_MIXTURE,
+    "content_profile_history": "domain",
+    "content_profile_warm_temperatures": [0.1, 0.2, 0.4, 0.8],
+}
 # LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
 CONTENT = {
     "LLMEMF-cold-content": {"content_only_below": 1},
@@ -96,12 +103,11 @@ CONTENT = {
     },
     # ... with the profile of the target domain's history items (the first: LLMEMF's default)
     "LLMEMF+domain-profile": {**PROFILE, "content_profile_history": "domain"},
-    "LLMEMF+domain-mixture": {**COLD_MIXTURE, "content_profile_history": "domain"},
+    "LLMEMF+domain-mixture": DOMAIN_MIXTURE,
     "LLMEMF-ids+text-domain-mixture": {
         **ABLATIONS["LLMEMF-ids"],
-        **COLD_MIXTURE,
+        **DOMAIN_MIXTURE,
         "content_profile_modalities": ["text"],
-        "content_profile_history": "domain",
     },
 }
 # ContentCosine of the target domain's history items (model/content_cosine.py)
