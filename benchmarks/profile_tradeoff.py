@@ -86,7 +86,7 @@ def tradeoff_runs(args, checkpoint: dict, grid: dict) -> tuple[list[Run], Config
         print(f"[profile-tradeoff] tolerance {tolerance:g}: " + "; ".join(chosen), flush=True)
         started = time.perf_counter()
         result = trainer.evaluate(test_data, load_best_model=False)
-        run = Run(f"{args.label}{args.suffix} tol{tolerance:g}", "LLMEMF", config["seed"])
+        run = Run(f"{args.row_label or args.label} tol{tolerance:g}", "LLMEMF", config["seed"])
         run.config = {**grid, "content_profile_cold_tolerance": tolerance, "chosen": chosen}
         run.eval_seconds = [time.perf_counter() - started]  # the test's, as the benchmark's
         run.test_result = {key: float(value) for key, value in result.items()}
@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         help="content_profile_* values over the label's, e.g. "
         "content_profile_warm_temperatures=[0.1,0.2,0.4]",
     )
-    parser.add_argument("--suffix", default="", help="added to the rows' label, e.g. -tw0.1")
+    parser.add_argument(
+        "--row-label", help="the rows' label before ' tol<tolerance>' (default: --label)"
+    )
     parser.add_argument(
         "--with",
         dest="with_rows",
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, config = tradeoff_runs(args, checkpoint, grid)
     command = shlex.join(sys.argv[1:] if argv is None else argv)
     settings = (
-        f"Rows `{args.label}{args.suffix} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
+        f"Rows `{args.row_label or args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
         f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
         f"{command}`); the others are finished benchmark rows (--with), the reference the one with "
         "the best validation score."

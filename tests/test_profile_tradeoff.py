@@ -87,12 +87,12 @@ def test_a_label_without_cold_items_and_set_values_over_a_labels_grid(tiny_datas
     (row,) = json.loads((tmp_path / "profile.json").read_text())["runs"]
     assert [text.split(" (")[0] for text in row["config"]["chosen"]] == ["Movie scale 3", "Book scale 3"]
     argv = [*common, "--label=LLMEMF+domain-mixture", "--tolerances", "0", "--name=mixture"]
-    argv += ["--set", "content_profile_warm_temperatures=[0.3]", "--suffix=-tw0.3", "--with"]
+    argv += ["--set", "content_profile_warm_temperatures=[0.3]", "--row-label=tw0.3", "--with"]
     argv += [f"{tmp_path}:profile:LLMEMF+domain-profile tol0:{seed}"]
     subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, cwd=tmp_path)
     runs = json.loads((tmp_path / "mixture.json").read_text())["runs"]
     assert [run["label"] for run in runs] == [
         "LLMEMF+domain-profile tol0",
-        "LLMEMF+domain-mixture-tw0.3 tol0",
+        "tw0.3 tol0",
     ]
     assert all("experts: trained / 0.3," in text for text in runs[1]["config"]["chosen"])
