@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = (
         f"Rows `{args.row_label or args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
         f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
-        f"{command}`); the others are finished benchmark rows (--with), the reference the one with "
-        "the best validation score."
+        f"{command}`); the others are finished rows (--with) of a benchmark or of this script; the "
+        "reference is the row with the best validation score."
     )
     rows += runs
     Path(args.out).mkdir(parents=True, exist_ok=True)
