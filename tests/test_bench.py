@@ -135,7 +135,7 @@ def test_llmemf_keeps_its_own_learning_rate_unless_set(tiny_dataset):
     assert effective("SASRec")["learning_rate"] == SHARED["learning_rate"] == 0.001
     llmemf = effective("LLMEMF")
     assert llmemf["learning_rate"] == 0.003
-    assert llmemf["content_profile_scales"] == [0, 0.5, 1, 2, 4, 8]
+    assert llmemf["content_profile_scales"] == [0, 1, 2, 4]
     assert effective("LLMEMF-ids", {"learning_rate": 0.01})["learning_rate"] == 0.01
     paper = effective("LLMEMF-paper")
     assert paper["learning_rate"] == 0.001 and "content_profile_scales" not in paper

@@ -26,7 +26,14 @@ from recbole_llmemf.trainer.profile_choice import (
 
 SCALES = [0.0, 0.5, 4.0, 50.0]
 DOMAIN = {"content_profile_history": "domain"}  # LLMEMF's default; ContentCosine's is all
-COLD = {"content_profile_scales": [0.0, 4.0], "content_profile_cold_offsets": [-0.5, 0.5]}
+# LLMEMF's defaults (the mixture, issue 29) off where a test needs the simpler forms
+SCALES_ONLY = {"content_profile_scales": SCALES, "content_profile_cold_offsets": None}
+COLD = {
+    "content_profile_scales": [0.0, 4.0],
+    "content_profile_cold_offsets": [-0.5, 0.5],
+    "content_profile_cold_temperatures": None,
+    "content_profile_cold_tolerance": 0.0,
+}
 MIXTURE = {
     **COLD,
     "content_profile_cold_temperatures": [0.1, 1.0],
@@ -62,6 +69,8 @@ def test_on_by_default_and_silent_until_a_validation_chooses(tiny_dataset, optio
     paper.load_state_dict(model.state_dict(), strict=False)
     profile = model.content_profile
     assert profile.item_domain is not None  # of the target domain's history
+    if not options:  # the default since issue 29: the mixture at cold tolerance 0.01
+        assert profile.mixture and profile.cold_tolerance == 0.01
     if profile.cold_items is not None:
         mark_every_third_item_cold(profile)
     batch = next(iter(test_data))[0]
@@ -89,7 +98,7 @@ def test_evaluation_adds_the_scaled_content_cosine_of_the_history(tiny_dataset, 
     """By hand: the paper's scores plus each target domain's scale times ContentCosine's score
     (of the same history: whole, or the target domain's items; test_content_cosine.py)."""
     options = {"content_profile_history": history}
-    _, model, _, _, test_data = build(tiny_dataset, content_profile_scales=SCALES, **options)
+    _, model, _, _, test_data = build(tiny_dataset, **SCALES_ONLY, **options)
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, **options)  # image + text, as here
     paper.load_state_dict(model.state_dict(), strict=False)
@@ -109,7 +118,7 @@ def test_evaluation_adds_the_scaled_content_cosine_of_the_history(tiny_dataset, 
 
 
 def test_training_is_unchanged(tiny_dataset):
-    _, model, train_data, _, _ = build(tiny_dataset, content_profile_scales=SCALES)
+    _, model, train_data, _, _ = build(tiny_dataset, **SCALES_ONLY)
     _, paper, _, _, _ = build(tiny_dataset, content_profile_scales=None)
     paper.load_state_dict(model.state_dict(), strict=False)
     model.train(), paper.train()
@@ -123,7 +132,7 @@ def test_training_is_unchanged(tiny_dataset):
 
 def test_validation_chooses_each_domains_best_scale(tiny_dataset):
     """Checked against an evaluation at every scale, domain by domain."""
-    config, model, _, valid_data, _ = build(tiny_dataset, content_profile_scales=SCALES)
+    config, model, _, valid_data, _ = build(tiny_dataset, **SCALES_ONLY)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     _, valid_result = trainer._valid_epoch(valid_data)
     chosen = model.content_profile.scale.tolist()
@@ -143,7 +152,7 @@ def test_an_ids_only_llmemf_profiles_text_it_does_not_encode(tiny_dataset):
     text vectors read for the profile only, which is ContentCosine's text score."""
     ids_only = {"use_image": False, "use_text": False}
     _, model, _, _, test_data = build(
-        tiny_dataset, **ids_only, content_profile_scales=SCALES, content_profile_modalities=["text"]
+        tiny_dataset, **ids_only, **SCALES_ONLY, content_profile_modalities=["text"]
     )
     _, plain, _, _, _ = build(tiny_dataset, **ids_only)
     _, cosine, _, _, _ = build(tiny_dataset, ContentCosine, use_image=False, **DOMAIN)
@@ -193,12 +202,12 @@ def test_cold_items_are_those_never_a_training_target(tiny_dataset):
         training_target_counts(dataset) == 0,
         model.content_profile.cold_items | (torch.arange(model.n_items) == 0),
     )
-    without_cold = build(tiny_dataset, content_profile_scales=SCALES)[1].content_profile
+    without_cold = build(tiny_dataset, **SCALES_ONLY)[1].content_profile
     assert without_cold.cold_items is None
     assert "content_profile.cold_offset" in model.state_dict()
     assert not any("cold" in name for name in without_cold.state_dict())
-    with pytest.raises(ValueError, match="needs content_profile_scales"):
-        build(tiny_dataset, content_profile_scales=None, content_profile_cold_offsets=[0.0])
+    off = build(tiny_dataset, content_profile_scales=None, content_profile_cold_offsets=[0.0])
+    assert off[1].content_profile is None  # scales ~: the whole profile off
 
 
 def test_items_never_a_training_target_are_scored_by_content_alone(tiny_dataset):
@@ -239,8 +248,8 @@ def test_one_pass_counts_each_setting_as_its_own_evaluation(tiny_dataset, protoc
     dataset = valid_data._dataset
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     settings, values, cold_values = validate_settings(trainer, valid_data)
-    assert len(settings) == (16 if "content_profile_cold_temperatures" in cold else 8)
-    if "content_profile_cold_temperatures" in cold:  # each expert's temperature from its own list
+    assert len(settings) == (16 if cold.get("content_profile_cold_temperatures") else 8)
+    if cold.get("content_profile_cold_temperatures"):  # each expert's temperature from its own list
         assert {s.warm_temperature for s in settings} == {0.5, 2.0}
         assert {s.cold_temperature for s in settings} == {0.1, 1.0}
     for index, setting in enumerate(settings):
@@ -286,13 +295,16 @@ def test_the_mixture_normalises_each_expert_over_its_items_of_the_domain(tiny_da
     rows, items = torch.arange(len(batch["item_id"])), batch["item_id"]
     with torch.no_grad():  # pairwise: each item's score in its full ranking
         torch.testing.assert_close(model.predict(batch), scores[rows, items])
-    with pytest.raises(ValueError, match="needs content_profile_cold_offsets"):
-        build(tiny_dataset, content_profile_cold_temperatures=[1.0])
-    with pytest.raises(ValueError, match="needs content_profile_cold_temperatures"):
-        build(tiny_dataset, **COLD, content_profile_warm_temperatures=[1.0])
-    for tolerance, options in ((0.01, {}), (1.0, COLD), (-0.1, COLD)):
+    # a key acts with the one it refines: ~ on that one turns it off
+    without_offsets = build(tiny_dataset, content_profile_cold_offsets=None)[1].content_profile
+    assert without_offsets.cold_items is None and not without_offsets.mixture
+    assert without_offsets.cold_tolerance == 0.0
+    assert not build(tiny_dataset, **COLD)[1].content_profile.mixture
+    with pytest.raises(ValueError, match="each > 0"):
+        build(tiny_dataset, content_profile_warm_temperatures=[0.4, 0])
+    for tolerance in (1.0, -0.1):
         with pytest.raises(ValueError, match="content_profile_cold_tolerance"):
-            build(tiny_dataset, **options, content_profile_cold_tolerance=tolerance)
+            build(tiny_dataset, **{**COLD, "content_profile_cold_tolerance": tolerance})
 
 
 def test_the_trained_experts_temperatures_default_to_the_cold_experts(tiny_dataset):
@@ -322,9 +334,8 @@ def test_a_cold_tolerance_chooses_the_best_on_never_trained_targets_among_the_ne
 def test_the_tolerance_is_applied_to_every_domain_on_validation(tiny_dataset):
     """Through the trainer: with a tolerance of 0.99 (about any setting), each domain gets the setting
     best on its never-trained validation targets."""
-    config, model, _, valid_data, _ = build(
-        tiny_dataset, **MIXTURE, content_profile_cold_tolerance=0.99
-    )
+    options = {**MIXTURE, "content_profile_cold_tolerance": 0.99}
+    config, model, _, valid_data, _ = build(tiny_dataset, **options)
     mark_every_third_item_cold(model.content_profile)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     settings, values, cold_values = validate_settings(trainer, valid_data)

@@ -56,10 +56,20 @@ ABLATIONS = {
 
 
 # ContentCosine's score inside LLMEMF, its scale chosen on validation per domain (content_profile.ContentProfile)
-# (over the whole history, as the published rows ran before issue 29 made the domain's the default)
-PROFILE = {"content_profile_scales": [0, 0.5, 1, 2, 4, 8], "content_profile_history": "all"}
+# (over the whole history, as the published rows ran before issue 29 made the domain's the default;
+# each label sets every key its published rows ran with that LLMEMF's defaults now set otherwise)
+PROFILE = {
+    "content_profile_scales": [0, 0.5, 1, 2, 4, 8],
+    "content_profile_history": "all",
+    "content_profile_cold_offsets": None,
+}
 # ... and items never a training target scored by the profile alone, its offset chosen with it
-COLD_PROFILE = {**PROFILE, "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5]}
+COLD_PROFILE = {
+    **PROFILE,
+    "content_profile_cold_offsets": [-1, -0.5, -0.25, 0, 0.25, 0.5],
+    "content_profile_cold_temperatures": None,
+    "content_profile_cold_tolerance": 0.0,
+}
 # ... or trained and never-trained items as two experts normalised per case, the offset their log prior
 # (grid around what validation chose on Food-Kitchen's IDs-only weights: 216 settings)
 COLD_MIXTURE = {
@@ -68,13 +78,16 @@ COLD_MIXTURE = {
     "content_profile_cold_offsets": [-5, -4, -3, -2, -1, 0],
     "content_profile_warm_temperatures": [0.4, 0.8, 1.6],
     "content_profile_cold_temperatures": [0.05, 0.1, 0.2],
+    "content_profile_cold_tolerance": 0.0,
 }
 # ... over the target domain's history; the trained expert's temperature below 0.4, which validation
-# chose on Food-Kitchen at the edge of the grid above (Kitchen then chose 0.2: 288 settings)
+# chose on Food-Kitchen at the edge of the grid above (Kitchen then chose 0.2: 288 settings); with
+# cold tolerance 0.01, LLMEMF's defaults since issue 29
 DOMAIN_MIXTURE = {
     **COLD_MIXTURE,
     "content_profile_history": "domain",
     "content_profile_warm_temperatures": [0.1, 0.2, 0.4, 0.8],
+    "content_profile_cold_tolerance": 0.01,
 }
 # LLMEMF using content where IDs know little (model/layers.py: ContentOnlyItems); by name only
 CONTENT = {

@@ -136,31 +136,23 @@ class ContentProfile(nn.Module):
     ) -> ContentProfile | None:
         """The profile of ``content_profile_scales`` over the modalities of ``read_matrices``
         (each reads its unit frozen matrix), None where off or without a modality; ``item_domain``
-        ``[n_items]`` (padding -1) gives the domains. With
-        ``content_profile_cold_offsets``, the items never a training target of ``dataset`` (the
-        training split) are scored by content alone."""
+        ``[n_items]`` (padding -1) gives the domains. With ``content_profile_cold_offsets``, the
+        items never a training target of ``dataset`` (the training split) are scored by content
+        alone. Each key acts with the one it refines (the yaml's "With ..."): ``~`` on one turns
+        off those below it, so that a key the defaults set never stands alone."""
         scales, offsets = config["content_profile_scales"], config["content_profile_cold_offsets"]
-        if offsets and not scales:
-            raise ValueError(
-                "content_profile_cold_offsets needs content_profile_scales, the scales it is "
-                "chosen with"
-            )
         if not scales or not read_matrices:
             return None
-        temperatures = config["content_profile_cold_temperatures"]
-        if temperatures and not offsets:
-            raise ValueError("content_profile_cold_temperatures needs content_profile_cold_offsets")
-        if config["content_profile_warm_temperatures"] and not temperatures:
-            raise ValueError(
-                "content_profile_warm_temperatures needs content_profile_cold_temperatures, the "
-                "mixture it tunes"
-            )
         tolerance = config["content_profile_cold_tolerance"] or 0.0
-        if not 0 <= tolerance < 1 or (tolerance and not offsets):
+        if not 0 <= tolerance < 1:
             raise ValueError(
                 f"content_profile_cold_tolerance: {tolerance}; a fraction in [0, 1) of the best "
-                "validation score, with content_profile_cold_offsets"
+                "validation score"
             )
+        temperatures = bool(offsets and config["content_profile_cold_temperatures"])
+        for key in ("content_profile_cold_temperatures", "content_profile_warm_temperatures"):
+            if temperatures and any(float(t) <= 0 for t in config[key] or ()):
+                raise ValueError(f"{key}: {config[key]}; temperatures divide scores: each > 0")
         cold = None
         if offsets:
             cold = training_target_counts(dataset) == 0
@@ -168,7 +160,7 @@ class ContentProfile(nn.Module):
         matrices = {modality: read() for modality, read in read_matrices.items()}
         n_domains = int(item_domain.max()) + 1
         by_domain = item_domain if of_domain_history(config) else None
-        return cls(matrices, n_domains, cold, bool(temperatures), tolerance, by_domain)
+        return cls(matrices, n_domains, cold, temperatures, tolerance if offsets else 0.0, by_domain)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # weights saved before the flag (issue 29) carry settings a validation chose
