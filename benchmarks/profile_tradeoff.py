@@ -86,7 +86,7 @@ def tradeoff_runs(args, checkpoint: dict, grid: dict) -> tuple[list[Run], Config
         print(f"[profile-tradeoff] tolerance {tolerance:g}: " + "; ".join(chosen), flush=True)
         started = time.perf_counter()
         result = trainer.evaluate(test_data, load_best_model=False)
-        run = Run(f"{args.row_label or args.label} tol{tolerance:g}", "LLMEMF", config["seed"])
+        run = Run(f"{args.row_label} tol{tolerance:g}", "LLMEMF", config["seed"])
         run.config = {**grid, "content_profile_cold_tolerance": tolerance, "chosen": chosen}
         run.eval_seconds = [time.perf_counter() - started]  # the test's, as the benchmark's
         run.test_result = {key: float(value) for key, value in result.items()}
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.label not in VARIANTS:
         parser.error(f"--label {args.label}: not a benchmark label")
+    args.row_label = args.row_label or args.label
     grid = profile_grid(args.label, parse_set(args.set)[0])
     if not grid["content_profile_cold_offsets"] and any(args.tolerances):
         parser.error(f"--label {args.label} scores no item by content alone: --tolerances 0")
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, config = tradeoff_runs(args, checkpoint, grid)
     command = shlex.join(sys.argv[1:] if argv is None else argv)
     settings = (
-        f"Rows `{args.row_label or args.label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
+        f"Rows `{args.row_label} tol*`: the weights of {Path(args.checkpoint).name}, the profile "
         f"re-chosen on validation at each tolerance (`python benchmarks/profile_tradeoff.py "
         f"{command}`); the others are finished rows (--with) of a benchmark or of this script; the "
         "reference is the row with the best validation score."

@@ -108,8 +108,9 @@ class ContentProfile(nn.Module):
         self.modalities = list(matrices)
         for modality, matrix in matrices.items():
             self.register_buffer(f"{modality}_matrix", matrix, persistent=False)
-        # The model's own scores (the paper's) until a validation chooses the settings, whatever
-        # they start at: the never-trained items' neither have a neutral value. Saved with them.
+        # The model's own scores (the paper's) until a validation chooses the settings: the
+        # never-trained items' settings have no value that leaves the scores as they are. Saved
+        # with the settings.
         self.register_buffer("chosen", torch.tensor(False))
         self.register_buffer("scale", torch.zeros(n_domains))
         self.register_buffer("cold_items", cold_items, persistent=False)  # None: not registered
@@ -184,15 +185,16 @@ class ContentProfile(nn.Module):
         """The model's ``scores`` of ``items`` (``[B, len(items)]``, or ``[B]`` with
         ``pairwise``: one item per row) for the histories ``item_seq``, with the profile, ranked
         as ``domain``'s (an index, or ``[B]`` with ``pairwise``)."""
+        recording = self.recorded is not None and not pairwise
+        if not (self.chosen or recording):  # no cosine needed
+            return scores
         matrices = {m: getattr(self, f"{m}_matrix") for m in self.modalities}
         profiles = history_profiles(
             matrices, item_seq, domain_history(self.item_domain, item_seq, domain)
         )
         cosines = profile_cosines(profiles, matrices, items, pairwise)
-        if self.recorded is not None and not pairwise:
+        if recording:
             self.recorded.append((domain, items, scores, cosines))
-            return scores
-        if not self.chosen:
             return scores
         fused = scores + self.scale[domain] * cosines
         if self.cold_items is None:
